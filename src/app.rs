@@ -1,0 +1,90 @@
+//! Wiring: from configuration to a running server. `serve`, `demo` and the HTTP tests all go through
+//! [`build_state`] and [`Server::start`], so tests drive exactly what production runs.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::authz::Authz;
+use crate::config::{DbConfig, ServerConfig};
+use crate::db;
+use crate::graphql::executor::Engine;
+use crate::graphql::persisted::PersistedQueries;
+use crate::graphql::{Limits, build_schema};
+use crate::http::{self, AppState};
+use crate::identity::auth::JwtVerifier;
+
+/// Builds the shared state, refusing (fail closed) when the runtime role could bypass RLS.
+pub async fn build_state(db_cfg: &DbConfig, cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
+    let pool = db::runtime_pool(db_cfg)?;
+    db::safety::check_runtime_role(&pool).await?;
+    let persisted = PersistedQueries::load(Path::new(&cfg.persisted_dir))?;
+    if cfg.jwt_secret.is_empty() {
+        tracing::warn!("DESKGRAPH_JWT_SECRET is unset: only API keys can authenticate");
+    }
+    Ok(Arc::new(AppState {
+        engine: Engine {
+            schema: build_schema(Limits::from_config(cfg)),
+            pool,
+            authz: Arc::new(
+                Authz::new()
+                    .await
+                    .context("failed to load the casbin policy")?,
+            ),
+            persisted,
+            statement_timeout_ms: db_cfg.statement_timeout_ms,
+        },
+        verifier: JwtVerifier::new(&cfg.jwt_secret, &cfg.jwt_issuer, &cfg.jwt_audience),
+        max_body_bytes: cfg.max_body_bytes,
+    }))
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Binds `cfg.listen` (port 0 picks a free port) and serves in a background task.
+    pub async fn start(state: Arc<AppState>, cfg: &ServerConfig) -> anyhow::Result<Self> {
+        let (listener, addr) = http::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let router = http::router(state.clone(), cfg);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            tokio::select! {
+                () = http::shutdown_signal() => {},
+                _ = rx => {},
+            }
+        };
+        let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+        let task = tokio::spawn(http::serve(listener, router, shutdown, grace));
+        tracing::info!(%addr, "deskgraph listening; GraphiQL at http://{addr}/graphql");
+        Ok(Self {
+            addr,
+            state,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Waits until the server stops (a signal, or [`Server::stop`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task failed")?
+    }
+
+    /// Stops accepting requests, drains, and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+}

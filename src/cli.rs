@@ -1,0 +1,143 @@
+//! The `deskgraph` command line: one binary, several roles.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::app::{Server, build_state};
+use crate::config::{DbConfig, LogConfig, ServerConfig};
+use crate::{db, demo, graphql, identity, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "deskgraph",
+    version,
+    about = "GraphQL backend for AI-assisted, multi-tenant support desks"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the GraphQL API (DATABASE_URL must be the runtime role; the server refuses a role that
+    /// can bypass row level security).
+    Serve {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        server: ServerConfig,
+    },
+    /// Create the database if missing, apply migrations and create the runtime role (DATABASE_ADMIN_URL).
+    Migrate {
+        #[command(flatten)]
+        db: DbConfig,
+    },
+    /// Print an HS256 development JWT signed with DESKGRAPH_JWT_SECRET.
+    Token {
+        /// The subject (any string, e.g. `user_2abc`).
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Default organization (sent as the `org_id` claim).
+        #[arg(long)]
+        org: Option<Uuid>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        #[arg(long, env = "DESKGRAPH_JWT_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Zero-configuration demo: local PostgreSQL (or a private cluster), migrations, sample data, tokens, server.
+    Demo {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        server: ServerConfig,
+        /// Folder for the demo's own files (its JWT secret, API key, and a private PostgreSQL cluster if needed).
+        #[arg(long, env = "DESKGRAPH_DEMO_DIR", default_value = ".deskgraph")]
+        data_dir: std::path::PathBuf,
+    },
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    telemetry::init(&cli.log);
+    match dispatch(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "deskgraph failed");
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { db, server } => {
+            let state = build_state(&db, &server).await?;
+            Server::start(state, &server).await?.wait().await
+        }
+        Command::Migrate { db } => {
+            let report = db::migrate::run(&db).await?;
+            println!(
+                "migrations applied: {}{}{}",
+                if report.applied.is_empty() {
+                    "none (up to date)".to_owned()
+                } else {
+                    report.applied.join(", ")
+                },
+                if report.created_database {
+                    "; database created"
+                } else {
+                    ""
+                },
+                if report.created_role {
+                    "; runtime role created"
+                } else {
+                    ""
+                },
+            );
+            Ok(())
+        }
+        Command::Token {
+            sub,
+            email,
+            name,
+            org,
+            ttl,
+            secret,
+        } => {
+            println!(
+                "{}",
+                identity::auth::mint_token(
+                    &secret,
+                    &sub,
+                    email.as_deref(),
+                    name.as_deref(),
+                    org,
+                    ttl
+                )?
+            );
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Demo {
+            db,
+            server,
+            data_dir,
+        } => demo::run(db, server, &data_dir).await,
+    }
+}

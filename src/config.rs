@@ -1,0 +1,123 @@
+//! Typed configuration, read once from the environment (and flags) at start-up and passed down.
+//! Every setting is documented in `.env.example` and in `deskgraph <command> --help`.
+
+use std::net::SocketAddr;
+
+/// Database settings shared by every command that talks to PostgreSQL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbConfig {
+    /// Runtime connection (the non-superuser, non-BYPASSRLS application role).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://deskgraph_app@127.0.0.1:5432/deskgraph",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Owner connection used by `migrate` and `demo` (a superuser, or a role with BYPASSRLS and CREATEROLE).
+    #[arg(
+        long,
+        env = "DATABASE_ADMIN_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/deskgraph",
+        hide_env_values = true
+    )]
+    pub database_admin_url: String,
+
+    /// Name of the LOGIN role the server connects as; `migrate` creates it when missing.
+    #[arg(long, env = "DESKGRAPH_APP_ROLE", default_value = "deskgraph_app")]
+    pub app_role: String,
+
+    /// Password `migrate` sets on the runtime role (left unchanged when empty).
+    #[arg(
+        long,
+        env = "DESKGRAPH_APP_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub app_password: String,
+
+    /// Maximum number of pooled runtime connections.
+    #[arg(long, env = "DESKGRAPH_DB_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+
+    /// Statement timeout applied to every GraphQL operation's transaction, in milliseconds.
+    #[arg(long, env = "DESKGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub statement_timeout_ms: u64,
+}
+
+/// Settings of the HTTP/GraphQL server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "DESKGRAPH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Shared secret for HS256 JWTs (development and simple deployments). Required to accept JWTs.
+    #[arg(
+        long,
+        env = "DESKGRAPH_JWT_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub jwt_secret: String,
+
+    /// Expected `iss` claim of JWTs; not checked when empty.
+    #[arg(long, env = "DESKGRAPH_JWT_ISSUER", default_value = "")]
+    pub jwt_issuer: String,
+
+    /// Expected `aud` claim of JWTs; not checked when empty.
+    #[arg(long, env = "DESKGRAPH_JWT_AUDIENCE", default_value = "")]
+    pub jwt_audience: String,
+
+    /// Comma-separated origins allowed by CORS (`*` for any); CORS is off when empty.
+    #[arg(long, env = "DESKGRAPH_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "DESKGRAPH_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// Deepest accepted GraphQL selection.
+    #[arg(long, env = "DESKGRAPH_MAX_DEPTH", default_value_t = 15)]
+    pub max_depth: usize,
+
+    /// Highest accepted GraphQL complexity (a list field counts its page size times its selection).
+    #[arg(long, env = "DESKGRAPH_MAX_COMPLEXITY", default_value_t = 5_000)]
+    pub max_complexity: usize,
+
+    /// Folder of registered persisted operations (`*.graphql`), the only documents API keys with the
+    /// `analyst` role may run.
+    #[arg(
+        long,
+        env = "DESKGRAPH_PERSISTED_DIR",
+        default_value = "schema/persisted"
+    )]
+    pub persisted_dir: String,
+
+    /// Seconds to wait for in-flight requests on shutdown (SIGTERM / Ctrl-C).
+    #[arg(long, env = "DESKGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogConfig {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `deskgraph=debug,tower_http=info`.
+    #[arg(
+        long = "log",
+        env = "DESKGRAPH_LOG",
+        default_value = "info",
+        global = true
+    )]
+    pub filter: String,
+
+    /// `text` for people, `json` for log pipelines.
+    #[arg(
+        long = "log-format",
+        env = "DESKGRAPH_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub format: String,
+}

@@ -1,0 +1,351 @@
+//! PostgreSQL access: the runtime pool and [`TenantTx`], the one transaction a GraphQL operation runs
+//! in, opened with the caller's tenant context set in the same round trip as `BEGIN`.
+
+pub mod migrate;
+pub mod safety;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use crate::config::DbConfig;
+use crate::error::AppResult;
+use crate::identity::Role;
+
+/// Builds the runtime connection pool. Connections are created lazily; call [`ping`] to fail fast.
+pub fn runtime_pool(cfg: &DbConfig) -> anyhow::Result<Pool> {
+    pool_for(&cfg.database_url, cfg.pool_size)
+}
+
+pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {
+    let mut pg = tokio_postgres::Config::from_str(url)
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    if pg.get_application_name().is_none() {
+        pg.application_name("deskgraph");
+    }
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .context("failed to build the connection pool")
+}
+
+/// Checks that the database answers (used by `/readyz` and at start-up).
+pub async fn ping(pool: &Pool) -> AppResult<()> {
+    let client = pool.get().await?;
+    client.simple_query("select 1").await?;
+    Ok(())
+}
+
+/// How a transaction may touch data. Queries run READ ONLY; mutations read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Who the transaction acts for, as resolved by PostgreSQL when the transaction opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantContext {
+    pub org_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+    pub role: Option<Role>,
+}
+
+/// What the caller presented; resolved into a [`TenantContext`] inside the transaction.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A verified JWT: the identity provider's subject and profile, and the organization asked for.
+    User {
+        subject: String,
+        email: Option<String>,
+        name: Option<String>,
+        org_id: Option<Uuid>,
+    },
+    /// The sha256 of an API key's secret.
+    ApiKey { secret_hash: Vec<u8> },
+    /// A context the server itself vouches for (seeding, background work, tests).
+    Trusted(TenantContext),
+}
+
+/// One PostgreSQL transaction carrying the tenant context in transaction-scoped settings.
+///
+/// Resolvers of one operation share it (tokio-postgres pipelines their statements). It must end with
+/// [`TenantTx::commit`] or [`TenantTx::rollback`]; if it is dropped unfinished (a panic, a cancelled
+/// request, a failed COMMIT) its connection is detached from the pool and closed, so no transaction
+/// or setting can leak into another request.
+pub struct TenantTx {
+    client: Option<Object>,
+    context: std::sync::RwLock<TenantContext>,
+    finished: AtomicBool,
+    statements: AtomicUsize,
+}
+
+const BEGIN_READ_WRITE: &str = "begin isolation level read committed read write";
+
+// The settings are set by the same statement that resolves the caller, so that `BEGIN`, the
+// authentication and the tenant context go to the server in one round trip.
+const OPEN_AS_USER: &str = "select a.user_id, a.member_role, \
+       set_config('app.user_id', a.user_id::text, true), \
+       set_config('app.org_id', case when a.member_role is null then '' else coalesce($4::text, '') end, true), \
+       set_config('app.role', coalesce(a.member_role, ''), true), \
+       set_config('app.api_key_id', '', true), \
+       set_config('statement_timeout', $5, true) \
+  from auth_private.authenticate_user($1, $2, $3, $4) a";
+
+const OPEN_AS_API_KEY: &str = "select a.api_key_id, a.org_id, a.role, \
+       set_config('app.api_key_id', a.api_key_id::text, true), \
+       set_config('app.org_id', a.org_id::text, true), \
+       set_config('app.role', a.role, true), \
+       set_config('app.user_id', '', true), \
+       set_config('statement_timeout', $2, true) \
+  from auth_private.authenticate_api_key($1) a";
+
+const OPEN_TRUSTED: &str = "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
+       set_config('app.api_key_id', $3, true), set_config('app.role', $4, true), \
+       set_config('statement_timeout', $5, true)";
+
+const SET_CONTEXT: &str = "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
+       set_config('app.api_key_id', $3, true), set_config('app.role', $4, true)";
+
+fn opt_text(id: Option<Uuid>) -> String {
+    id.map(|id| id.to_string()).unwrap_or_default()
+}
+
+impl TenantTx {
+    /// Opens a transaction on `client` and resolves `credentials` into the tenant context, all in one
+    /// round trip. Returns an unfinished-but-safe transaction even when the caller is unknown: check
+    /// [`TenantTx::context`] (an unknown API key leaves it empty).
+    pub async fn open(
+        client: Object,
+        credentials: &Credentials,
+        access: Access,
+        statement_timeout_ms: u64,
+    ) -> AppResult<Self> {
+        let tx = TenantTx {
+            client: Some(client),
+            context: Default::default(),
+            finished: AtomicBool::new(false),
+            statements: AtomicUsize::new(0),
+        };
+        let client = tx.client()?;
+        let timeout = statement_timeout_ms.to_string();
+        // Reads run in a READ ONLY transaction. Resolving a user may create their row on first sight,
+        // so the read-only switch comes after it (allowed: a transaction may become read-only late).
+        let begin = client.query_typed(BEGIN_READ_WRITE, &[]);
+        let read_only = async {
+            if access == Access::ReadOnly {
+                client
+                    .query_typed("set transaction read only", &[])
+                    .await
+                    .map(|_| ())
+            } else {
+                Ok(())
+            }
+        };
+        let context = match credentials {
+            Credentials::User {
+                subject,
+                email,
+                name,
+                org_id,
+            } => {
+                let params: [(&(dyn ToSql + Sync), Type); 5] = [
+                    (subject, Type::TEXT),
+                    (email, Type::TEXT),
+                    (name, Type::TEXT),
+                    (org_id, Type::UUID),
+                    (&timeout, Type::TEXT),
+                ];
+                let open = client.query_typed(OPEN_AS_USER, &params);
+                let (begin, rows, ro) = tokio::join!(begin, open, read_only);
+                begin?;
+                let rows = rows?;
+                ro?;
+                let row = rows.first().context("authenticate_user returned no row")?;
+                let user_id: Uuid = row.try_get(0)?;
+                let role: Option<String> = row.try_get(1)?;
+                let role = role.map(|r| r.parse::<Role>()).transpose()?;
+                TenantContext {
+                    org_id: if role.is_some() { *org_id } else { None },
+                    user_id: Some(user_id),
+                    api_key_id: None,
+                    role,
+                }
+            }
+            Credentials::ApiKey { secret_hash } => {
+                let params: [(&(dyn ToSql + Sync), Type); 2] =
+                    [(secret_hash, Type::BYTEA), (&timeout, Type::TEXT)];
+                let open = client.query_typed(OPEN_AS_API_KEY, &params);
+                let (begin, rows, ro) = tokio::join!(begin, open, read_only);
+                begin?;
+                let rows = rows?;
+                ro?;
+                match rows.first() {
+                    Some(row) => TenantContext {
+                        api_key_id: Some(row.try_get(0)?),
+                        org_id: Some(row.try_get(1)?),
+                        role: Some(row.try_get::<_, String>(2)?.parse::<Role>()?),
+                        user_id: None,
+                    },
+                    None => TenantContext::default(),
+                }
+            }
+            Credentials::Trusted(ctx) => {
+                let (org, user, key) = (
+                    opt_text(ctx.org_id),
+                    opt_text(ctx.user_id),
+                    opt_text(ctx.api_key_id),
+                );
+                let role = ctx.role.map(|r| r.as_str().to_owned()).unwrap_or_default();
+                let params: [(&(dyn ToSql + Sync), Type); 5] = [
+                    (&org, Type::TEXT),
+                    (&user, Type::TEXT),
+                    (&key, Type::TEXT),
+                    (&role, Type::TEXT),
+                    (&timeout, Type::TEXT),
+                ];
+                let open = client.query_typed(OPEN_TRUSTED, &params);
+                let (begin, rows, ro) = tokio::join!(begin, open, read_only);
+                begin?;
+                rows?;
+                ro?;
+                ctx.clone()
+            }
+        };
+        tx.statements.store(3, Ordering::Relaxed);
+        *tx.context
+            .write()
+            .map_err(|_| anyhow::anyhow!("context lock poisoned"))? = context;
+        Ok(tx)
+    }
+
+    /// Checks out a pooled connection and opens a transaction on it.
+    pub async fn begin(
+        pool: &Pool,
+        credentials: &Credentials,
+        access: Access,
+        statement_timeout_ms: u64,
+    ) -> AppResult<Self> {
+        let client = pool.get().await?;
+        Self::open(client, credentials, access, statement_timeout_ms).await
+    }
+
+    fn client(&self) -> AppResult<&Object> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("transaction already closed").into())
+    }
+
+    /// The tenant context the transaction currently carries.
+    pub fn context(&self) -> TenantContext {
+        self.context.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the tenant context for the rest of the transaction (used when an operation creates an
+    /// organization and acts in it). Returns the previous context so it can be restored.
+    pub async fn set_context(&self, ctx: TenantContext) -> AppResult<TenantContext> {
+        let (org, user, key) = (
+            opt_text(ctx.org_id),
+            opt_text(ctx.user_id),
+            opt_text(ctx.api_key_id),
+        );
+        let role = ctx.role.map(|r| r.as_str().to_owned()).unwrap_or_default();
+        self.query(SET_CONTEXT, &[&org, &user, &key, &role]).await?;
+        let mut guard = self
+            .context
+            .write()
+            .map_err(|_| anyhow::anyhow!("context lock poisoned"))?;
+        Ok(std::mem::replace(&mut *guard, ctx))
+    }
+
+    /// Number of SQL statements sent in this transaction so far (BEGIN and the context count as 3).
+    pub fn statement_count(&self) -> usize {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    async fn statement(&self, sql: &str) -> AppResult<tokio_postgres::Statement> {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        Ok(self.client()?.prepare_cached(sql).await?)
+    }
+
+    pub async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> AppResult<Vec<Row>> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.client()?.query(&stmt, params).await?)
+    }
+
+    /// Like [`TenantTx::query`], but hands database errors back unconverted so the caller can map
+    /// constraint violations to user errors.
+    pub async fn query_raw(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> AppResult<Result<Vec<Row>, tokio_postgres::Error>> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.client()?.query(&stmt, params).await)
+    }
+
+    pub async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> AppResult<Option<Row>> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.client()?.query_opt(&stmt, params).await?)
+    }
+
+    pub async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> AppResult<Row> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.client()?.query_one(&stmt, params).await?)
+    }
+
+    pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> AppResult<u64> {
+        let stmt = self.statement(sql).await?;
+        Ok(self.client()?.execute(&stmt, params).await?)
+    }
+
+    /// Commits. On failure the connection is discarded (see the type's docs).
+    pub async fn commit(&self) -> AppResult<()> {
+        self.finish("commit").await
+    }
+
+    /// Rolls back. On failure the connection is discarded.
+    pub async fn rollback(&self) -> AppResult<()> {
+        self.finish("rollback").await
+    }
+
+    async fn finish(&self, sql: &str) -> AppResult<()> {
+        if self.finished.load(Ordering::Acquire) {
+            return Err(anyhow::anyhow!("transaction already finished").into());
+        }
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.client()?.batch_execute(sql).await?;
+        self.finished.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for TenantTx {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Acquire) {
+            if let Some(client) = self.client.take() {
+                // Detach from the pool; dropping the client closes the connection, and PostgreSQL rolls
+                // back whatever it was doing.
+                drop(Object::take(client));
+                tracing::warn!("transaction dropped unfinished; its connection was discarded");
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Fail-closed start-up checks (DESIGN §2 rule 2): the server refuses to run when its database role
+//! could bypass row level security, or when a tenant table is not protected by it.
+
+use anyhow::{Context as _, bail};
+use deadpool_postgres::Pool;
+
+/// Inspects the runtime role and the catalog through a runtime connection.
+pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
+    let client = pool
+        .get()
+        .await
+        .context("could not connect as the runtime role")?;
+    let row = client
+        .query_one(
+            "select current_user::text,
+                    r.rolsuper,
+                    r.rolbypassrls,
+                    exists (select 1 from pg_roles g
+                             where pg_has_role(current_user, g.oid, 'MEMBER')
+                               and (g.rolsuper or g.rolbypassrls)) as inherits_privilege,
+                    array(select c.oid::regclass::text from pg_class c
+                           join pg_namespace n on n.oid = c.relnamespace
+                          where n.nspname = 'public' and c.relkind in ('r', 'p')
+                            and pg_has_role(current_user, c.relowner, 'MEMBER')) as owned_tables
+               from pg_roles r where r.rolname = current_user",
+            &[],
+        )
+        .await
+        .context("failed to inspect the runtime role")?;
+    let (name, superuser, bypass, inherits, owned): (String, bool, bool, bool, Vec<String>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    if superuser || bypass || inherits {
+        bail!(
+            "refusing to start: the runtime role {name:?} (DATABASE_URL) is a superuser or can bypass row \
+             level security; point DATABASE_URL at the application role created by `deskgraph migrate`"
+        );
+    }
+    if !owned.is_empty() {
+        bail!(
+            "refusing to start: the runtime role {name:?} owns tables ({}); table owners are exempt from \
+             some row level security checks — run migrations as a separate owner role",
+            owned.join(", ")
+        );
+    }
+    let unprotected = unprotected_tenant_tables(&client).await?;
+    if !unprotected.is_empty() {
+        bail!(
+            "refusing to start: tenant tables without forced row level security or a policy: {}",
+            unprotected.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Tables with an `org_id` column that lack ENABLE + FORCE ROW LEVEL SECURITY or any policy.
+pub async fn unprotected_tenant_tables(
+    client: &tokio_postgres::Client,
+) -> anyhow::Result<Vec<String>> {
+    let rows = client
+        .query(
+            "select c.oid::regclass::text
+               from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p')
+                and n.nspname not in ('pg_catalog', 'information_schema')
+                and exists (select 1 from pg_attribute a
+                             where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped)
+                and not (c.relrowsecurity and c.relforcerowsecurity
+                         and exists (select 1 from pg_policy p where p.polrelid = c.oid))
+              order by 1",
+            &[],
+        )
+        .await
+        .context("failed to inspect the catalog")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

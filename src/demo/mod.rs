@@ -1,0 +1,300 @@
+//! `deskgraph demo`: brings everything up on this machine with sample data, with no configuration.
+//! It finds the local PostgreSQL (or starts a private cluster), migrates, seeds two organizations
+//! through the same repository functions the API uses, prints tokens and example queries, and serves.
+
+mod cluster;
+pub mod seed_data;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use crate::app::{Server, build_state};
+use crate::config::{DbConfig, ServerConfig};
+use crate::db::{Access, Credentials, TenantContext, TenantTx, migrate};
+use crate::identity::auth::{API_KEY_PREFIX, hash_secret, mint_token, new_secret};
+use crate::identity::{Role, repo as identity_repo};
+use crate::support::repo as support_repo;
+use crate::support::{TicketPriority, TicketStatus};
+
+/// A seeded member and where they belong.
+#[derive(Debug, Clone)]
+pub struct SeededMember {
+    pub subject: String,
+    pub email: String,
+    pub name: String,
+    pub user_id: Uuid,
+    /// (organization slug, organization id, role)
+    pub memberships: Vec<(String, Uuid, Role)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Seeded {
+    /// Organization ids by slug.
+    pub orgs: HashMap<String, Uuid>,
+    pub members: Vec<SeededMember>,
+    /// Analyst API key secrets by organization slug (only when this run created them).
+    pub analyst_keys: HashMap<String, String>,
+    /// Whether this run wrote the data (false when it already existed).
+    pub created: bool,
+}
+
+async fn user_id_for(pool: &Pool, subject: &str, email: &str, name: &str) -> anyhow::Result<Uuid> {
+    let creds = Credentials::User {
+        subject: subject.to_owned(),
+        email: Some(email.to_owned()),
+        name: Some(name.to_owned()),
+        org_id: None,
+    };
+    let tx = TenantTx::begin(pool, &creds, Access::ReadWrite, 30_000).await?;
+    let user = tx.context().user_id.context("user was not resolved")?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Seeds the sample organizations through the runtime role, unless they exist. Idempotent.
+pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
+    let mut seeded = Seeded::default();
+    let mut members: HashMap<&str, SeededMember> = HashMap::new();
+    for org in seed_data::ORGS {
+        for m in org.members {
+            let user_id = user_id_for(pool, m.subject, m.email, m.name).await?;
+            members.entry(m.subject).or_insert_with(|| SeededMember {
+                subject: m.subject.into(),
+                email: m.email.into(),
+                name: m.name.into(),
+                user_id,
+                memberships: vec![],
+            });
+        }
+    }
+    for org in seed_data::ORGS {
+        let owner = org
+            .members
+            .iter()
+            .find(|m| m.role == "owner")
+            .context("seed org without owner")?;
+        let owner_id = members[owner.subject].user_id;
+        // Does the owner already have this organization? Then the data is there.
+        let probe = TenantTx::begin(
+            pool,
+            &Credentials::Trusted(TenantContext {
+                user_id: Some(owner_id),
+                ..Default::default()
+            }),
+            Access::ReadOnly,
+            30_000,
+        )
+        .await?;
+        let existing = identity_repo::my_organizations(&probe)
+            .await?
+            .into_iter()
+            .find(|o| o.slug == org.slug);
+        probe.rollback().await?;
+        let org_id = match existing {
+            Some(o) => o.id,
+            None => {
+                let id = Uuid::now_v7();
+                seed_org(pool, org, id, owner_id, &members, &mut seeded).await?;
+                seeded.created = true;
+                id
+            }
+        };
+        seeded.orgs.insert(org.slug.to_owned(), org_id);
+        for m in org.members {
+            let role: Role = m.role.parse()?;
+            if let Some(member) = members.get_mut(m.subject) {
+                member.memberships.push((org.slug.to_owned(), org_id, role));
+            }
+        }
+    }
+    let mut list: Vec<SeededMember> = members.into_values().collect();
+    list.sort_by(|a, b| a.subject.cmp(&b.subject));
+    seeded.members = list;
+    Ok(seeded)
+}
+
+async fn seed_org(
+    pool: &Pool,
+    org: &seed_data::SeedOrg,
+    org_id: Uuid,
+    owner_id: Uuid,
+    members: &HashMap<&str, SeededMember>,
+    seeded: &mut Seeded,
+) -> anyhow::Result<()> {
+    let ctx = TenantContext {
+        org_id: Some(org_id),
+        user_id: Some(owner_id),
+        api_key_id: None,
+        role: Some(Role::Owner),
+    };
+    let tx = TenantTx::begin(pool, &Credentials::Trusted(ctx), Access::ReadWrite, 60_000).await?;
+    identity_repo::insert_organization(&tx, org_id, org.slug, org.name, owner_id).await?;
+    for m in org.members.iter().filter(|m| m.role != "owner") {
+        identity_repo::insert_member(&tx, members[m.subject].user_id, m.role.parse()?).await?;
+    }
+    let mut workspaces = HashMap::new();
+    for name in org.workspaces {
+        workspaces.insert(*name, support_repo::insert_workspace(&tx, name).await?.id);
+    }
+    for t in org.tickets {
+        let workspace_id = *workspaces
+            .get(t.workspace)
+            .context("seed ticket names an unknown workspace")?;
+        let ticket = support_repo::insert_ticket(
+            &tx,
+            &support_repo::NewTicket {
+                workspace_id,
+                title: t.title,
+                description: t.description,
+                requester_email: Some(t.requester_email),
+                priority: t.priority.parse::<TicketPriority>()?,
+                status: t.status.parse::<TicketStatus>()?,
+                assignee_id: t.assignee.map(|s| members[s].user_id),
+                created_by: Some(owner_id),
+            },
+        )
+        .await?;
+        for c in t.comments {
+            support_repo::insert_comment(
+                &tx,
+                ticket.id,
+                Some(members[c.author].user_id),
+                None,
+                c.body,
+                c.internal,
+            )
+            .await?;
+        }
+    }
+    let secret = new_secret(API_KEY_PREFIX);
+    let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 8).collect();
+    identity_repo::insert_api_key(
+        &tx,
+        "Analytics (demo)",
+        Role::Analyst,
+        &prefix,
+        &hash_secret(&secret),
+        Some(owner_id),
+    )
+    .await?;
+    tx.commit().await?;
+    seeded.analyst_keys.insert(org.slug.to_owned(), secret);
+    Ok(())
+}
+
+/// Reads the demo's JWT secret from `dir`, creating a random one on first run.
+fn demo_secret(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        let secret = secret.trim().to_owned();
+        if !secret.is_empty() {
+            return Ok(secret);
+        }
+    }
+    let secret = new_secret("");
+    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret)
+}
+
+pub async fn run(
+    mut db: DbConfig,
+    mut server: ServerConfig,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    if let Some(private) = cluster::ensure_postgres(&db.database_admin_url, &data_dir).await? {
+        println!(
+            "No PostgreSQL answered at DATABASE_ADMIN_URL; started a private cluster in {}",
+            private.data_dir.display()
+        );
+        db.database_admin_url = private.admin_url;
+        db.database_url = private.runtime_url;
+    }
+    let report = migrate::run(&db).await?;
+    println!(
+        "Database ready (migrations applied: {}).",
+        if report.applied.is_empty() {
+            "none needed".into()
+        } else {
+            report.applied.join(", ")
+        }
+    );
+
+    if server.jwt_secret.is_empty() {
+        server.jwt_secret = demo_secret(&data_dir)?;
+    }
+    let state = build_state(&db, &server).await?;
+    let seeded = seed(&state.engine.pool).await?;
+    let keys_file = data_dir.join("analyst-keys.txt");
+    if !seeded.analyst_keys.is_empty() {
+        let text: String = seeded
+            .analyst_keys
+            .iter()
+            .map(|(slug, key)| format!("{slug} {key}\n"))
+            .collect();
+        std::fs::write(&keys_file, text)?;
+    }
+    let running = Server::start(state, &server).await?;
+    print_welcome(&seeded, &server.jwt_secret, running.addr, &keys_file)?;
+    running.wait().await
+}
+
+fn print_welcome(
+    seeded: &Seeded,
+    secret: &str,
+    addr: std::net::SocketAddr,
+    keys_file: &Path,
+) -> anyhow::Result<()> {
+    let mut out = String::new();
+    out += &format!(
+        "\ndeskgraph demo {} — GraphiQL: http://{addr}/graphql\n\n",
+        if seeded.created {
+            "seeded"
+        } else {
+            "(sample data already present)"
+        }
+    );
+    out += "Development tokens (24 h). Send `Authorization: Bearer <token>` and `x-org-id: <organization id>`:\n";
+    for m in &seeded.members {
+        let token = mint_token(
+            secret,
+            &m.subject,
+            Some(&m.email),
+            Some(&m.name),
+            None,
+            24 * 3600,
+        )?;
+        let roles: Vec<String> = m
+            .memberships
+            .iter()
+            .map(|(slug, id, role)| format!("{role} of {slug} ({id})"))
+            .collect();
+        out += &format!(
+            "\n  {} <{}> — {}\n  {token}\n",
+            m.name,
+            m.email,
+            roles.join(", ")
+        );
+    }
+    if keys_file.exists() {
+        out += &format!(
+            "\nAnalyst API keys (persisted queries only): {}\n",
+            keys_file.display()
+        );
+    }
+    out += r#"
+Example queries:
+  { viewer { user { name } organization { name } role } }
+  { tickets(first: 10, filter: { status: OPEN }) { totalCount edges { node { number title priority workspace { name } assignee { name } commentCount } } } }
+  { tickets(first: 5, filter: { search: "refund" }) { edges { node { number title status } } } }
+  mutation { createTicket(input: { workspaceId: "<id from { workspaces { id name } }>", title: "Printer on fire", priority: HIGH }) { id number } }
+"#;
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Runs one GraphQL operation: resolves persisted documents, opens the tenant transaction (which
+//! authenticates the caller inside PostgreSQL), executes, maps errors once, and commits only a fully
+//! successful mutation.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Request, Response, ServerError};
+use axum::http::StatusCode;
+use deadpool_postgres::Pool;
+
+use crate::authz::{Authz, Object};
+use crate::db::{Access, Credentials, TenantTx};
+use crate::error::{AppError, codes};
+use crate::graphql::persisted::PersistedQueries;
+use crate::graphql::{DeskSchema, Session};
+use crate::identity::Role;
+use crate::support::loaders::desk_loader;
+
+/// Everything needed to execute operations; shared by the HTTP handlers and tests.
+pub struct Engine {
+    pub schema: DeskSchema,
+    pub pool: Pool,
+    pub authz: Arc<Authz>,
+    pub persisted: PersistedQueries,
+    pub statement_timeout_ms: u64,
+}
+
+/// The result of one operation, with what it cost.
+pub struct Outcome {
+    pub response: Response,
+    /// HTTP status: 200 unless the request failed as a whole (authentication, authorization).
+    pub status: StatusCode,
+    /// SQL statements sent, including BEGIN, the context and COMMIT/ROLLBACK.
+    pub statements: usize,
+}
+
+impl Outcome {
+    pub fn failed(err: &AppError) -> Self {
+        log_if_internal(err);
+        Self {
+            response: Response::from_errors(vec![err.to_server_error()]),
+            status: err.http_status(),
+            statements: 0,
+        }
+    }
+}
+
+fn log_if_internal(err: &AppError) {
+    if let AppError::Internal(cause) = err {
+        tracing::error!(error = format!("{cause:#}"), "internal error");
+    }
+}
+
+/// Which kind of operation the request runs; `Err` for a document that does not parse.
+fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
+    let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| {
+        let mut err = ServerError::new(e.to_string(), None);
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", codes::BAD_USER_INPUT);
+        err
+    })?;
+    let ty = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    // Unknown names and missing names are reported by the executor with its own wording.
+    Ok(ty.unwrap_or(OperationType::Query))
+}
+
+/// Maps every error of a response to a safe message with `extensions.code`.
+pub fn finalize_errors(errors: &mut [ServerError]) {
+    for err in errors {
+        if let Some(app) = err.source::<AppError>() {
+            log_if_internal(app);
+            let (code, field) = (app.code(), app.field());
+            let ext = err.extensions.get_or_insert_with(Default::default);
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        } else if err.source.is_some() {
+            // An error type other than ours reached the response: never show its text.
+            tracing::error!(message = %err.message, "unexpected error type in a resolver");
+            err.message = "internal error".into();
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", codes::INTERNAL);
+        } else {
+            let has_code = err
+                .extensions
+                .as_ref()
+                .is_some_and(|e| e.get("code").is_some());
+            if !has_code {
+                // Parse, validation and limit errors: the client's document is at fault.
+                err.extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", codes::BAD_USER_INPUT);
+            }
+        }
+    }
+}
+
+impl Engine {
+    pub async fn execute(
+        &self,
+        credentials: Credentials,
+        mut request: Request,
+        get: bool,
+    ) -> Outcome {
+        let started = Instant::now();
+        let persisted = match self.persisted.resolve(&mut request) {
+            Ok(p) => p.map(|p| p.name.clone()),
+            Err(err) => return Outcome::failed(&err),
+        };
+        let ty = match operation_type(&request) {
+            Ok(ty) => ty,
+            Err(err) => {
+                return Outcome {
+                    response: Response::from_errors(vec![err]),
+                    status: StatusCode::OK,
+                    statements: 0,
+                };
+            }
+        };
+        let access = match ty {
+            OperationType::Query => Access::ReadOnly,
+            OperationType::Mutation if get => {
+                return Outcome::failed(&AppError::bad_input("mutations must be sent with POST"));
+            }
+            OperationType::Mutation => Access::ReadWrite,
+            OperationType::Subscription => {
+                return Outcome::failed(&AppError::bad_input(
+                    "subscriptions are served over the websocket only",
+                ));
+            }
+        };
+        let tx = match TenantTx::begin(&self.pool, &credentials, access, self.statement_timeout_ms)
+            .await
+        {
+            Ok(tx) => Arc::new(tx),
+            Err(err) => return Outcome::failed(&err),
+        };
+        let ctx = tx.context();
+        let refused = match &credentials {
+            Credentials::ApiKey { .. } if ctx.api_key_id.is_none() => Some(
+                AppError::Unauthenticated("API key is invalid or revoked".into()),
+            ),
+            Credentials::User {
+                org_id: Some(_), ..
+            } if ctx.role.is_none() => Some(AppError::forbidden(
+                "you are not a member of this organization",
+            )),
+            _ => None,
+        };
+        let refused = refused.or_else(|| {
+            (ctx.role == Some(Role::Analyst)
+                && (persisted.is_none()
+                    || !self
+                        .authz
+                        .allows(Role::Analyst, Object::PersistedQuery, "run")))
+            .then(|| AppError::forbidden("analyst keys may only run registered persisted queries"))
+        });
+        if let Some(err) = refused {
+            let _ = tx.rollback().await;
+            return Outcome::failed(&err);
+        }
+
+        let request = request
+            .data(Session {
+                tx: tx.clone(),
+                authz: self.authz.clone(),
+            })
+            .data(desk_loader(tx.clone()));
+        let mut response = self.schema.execute(request).await;
+        finalize_errors(&mut response.errors);
+
+        let finished = if access == Access::ReadWrite && response.is_ok() {
+            tx.commit().await
+        } else {
+            tx.rollback().await
+        };
+        if let Err(err) = finished {
+            // A mutation whose COMMIT failed did not happen; say so instead of returning its data.
+            log_if_internal(&err);
+            response = Response::from_errors(vec![err.to_server_error()]);
+        }
+        let statements = tx.statement_count();
+        tracing::info!(
+            operation = operation_kind(ty),
+            persisted = persisted.as_deref(),
+            org_id = ctx.org_id.map(|id| id.to_string()),
+            role = ctx.role.map(Role::as_str),
+            errors = response.errors.len(),
+            sql_statements = statements,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "graphql operation"
+        );
+        Outcome {
+            response,
+            status: StatusCode::OK,
+            statements,
+        }
+    }
+}
+
+fn operation_kind(ty: OperationType) -> &'static str {
+    match ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
+}

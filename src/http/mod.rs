@@ -1,0 +1,278 @@
+//! HTTP: `/graphql` (POST, GET with GraphiQL), `/healthz`, `/readyz`; request ids, structured request
+//! logs, security headers, CORS, body limits and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::ServerConfig;
+use crate::db;
+use crate::error::AppError;
+use crate::graphql::executor::{Engine, Outcome};
+use crate::identity::auth::{JwtVerifier, credentials_from_headers};
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    pub engine: Engine,
+    pub verifier: JwtVerifier,
+    pub max_body_bytes: usize,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// API responses are data, never documents: nothing may load, run or frame.
+const API_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// GraphiQL loads its scripts and styles from unpkg and talks to this origin only.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
+    style-src 'self' 'unsafe-inline' https://unpkg.com; font-src https://unpkg.com data:; \
+    img-src 'self' data: https://unpkg.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
+    let max_body = state.max_body_bytes;
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+    });
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(cors_layer(&cfg.cors_origins))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("request handler panicked");
+            graphql_error_response(&AppError::from(anyhow::anyhow!("panic")))
+        }))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+fn cors_layer(origins: &str) -> CorsLayer {
+    let origins: Vec<&str> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-org-id"),
+        ])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(600))
+}
+
+/// A whole-request failure in GraphQL's response shape.
+fn graphql_error_response(err: &AppError) -> Response {
+    outcome_response(Outcome::failed(err))
+}
+
+fn outcome_response(outcome: Outcome) -> Response {
+    (outcome.status, Json(outcome.response)).into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    get: bool,
+) -> Response {
+    let credentials = match credentials_from_headers(
+        &state.verifier,
+        header_str(headers, "authorization"),
+        header_str(headers, "x-org-id"),
+    ) {
+        Ok(c) => c,
+        Err(err) => return graphql_error_response(&err),
+    };
+    outcome_response(state.engine.execute(credentials, request, get).await)
+}
+
+async fn graphql_post(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let err = AppError::bad_input(format!(
+                "request body is larger than {} bytes",
+                state.max_body_bytes
+            ));
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(Outcome::failed(&err).response),
+            )
+                .into_response();
+        }
+        Err(_) => {
+            return graphql_error_response(&AppError::bad_input("could not read the request body"));
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return graphql_error_response(&AppError::bad_input(
+                "request body must be a JSON object with a `query` (and optional `variables`, `operationName`, `extensions`); batches are not supported",
+            ));
+        }
+    };
+    run(&state, &headers, request, false).await
+}
+
+/// GraphiQL for browsers; with `query` or `extensions` parameters, runs a query (GraphQL over HTTP GET).
+async fn graphql_get(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        let html = GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("deskgraph")
+            .finish();
+        return (
+            [(header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP)],
+            Html(html),
+        )
+            .into_response();
+    }
+    let request = match async_graphql::http::parse_query_string(&raw) {
+        Ok(r) => r,
+        Err(_) => {
+            return graphql_error_response(&AppError::bad_input(
+                "could not parse the GraphQL GET parameters",
+            ));
+        }
+    };
+    run(&state, &headers, request, true).await
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match db::ping(&state.engine.pool).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => {
+            tracing::warn!(error = ?err, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains for at most `grace`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server =
+        axum::serve(listener, router.into_make_service()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+    let drained = async {
+        if rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.map_err(Into::into),
+        () = drained => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping");
+            Ok(())
+        }
+    }
+}
+
+/// Binds `addr` and returns the listener and its actual address (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

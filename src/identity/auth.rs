@@ -1,0 +1,259 @@
+//! Authentication: turning an `Authorization: Bearer …` header into [`Credentials`], and minting
+//! development tokens. Who the caller is *in an organization* is decided by PostgreSQL when the
+//! operation's transaction opens (memberships and API keys are read there, on every request).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::db::Credentials;
+use crate::error::{AppError, AppResult};
+
+/// Prefix of every API key secret; tells keys and JWTs apart and makes leaked keys greppable.
+pub const API_KEY_PREFIX: &str = "dgk_";
+
+/// Claims deskgraph reads from a JWT.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    /// The identity provider's subject: any string, e.g. `user_2abc`.
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Default organization when the request has no `x-org-id` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Verifies JWTs. HS256 with a shared secret.
+#[derive(Clone)]
+pub struct JwtVerifier {
+    key: Option<DecodingKey>,
+    validation: Validation,
+}
+
+impl JwtVerifier {
+    pub fn new(secret: &str, issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if !issuer.is_empty() {
+            validation.set_issuer(&[issuer]);
+        }
+        if audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&[audience]);
+        }
+        let key = (!secret.is_empty()).then(|| DecodingKey::from_secret(secret.as_bytes()));
+        Self { key, validation }
+    }
+
+    pub fn verify(&self, token: &str) -> AppResult<Claims> {
+        let key = self.key.as_ref().ok_or_else(|| {
+            AppError::Unauthenticated(
+                "this server accepts no JWTs (DESKGRAPH_JWT_SECRET is unset)".into(),
+            )
+        })?;
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|err| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match err.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::InvalidSignature => "token signature is invalid",
+                    ErrorKind::InvalidIssuer => "token issuer is not accepted",
+                    ErrorKind::InvalidAudience => "token audience is not accepted",
+                    ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+                    _ => "token is malformed",
+                };
+                AppError::Unauthenticated(why.into())
+            })
+    }
+}
+
+/// Mints an HS256 development token (`deskgraph token`, `demo`, tests).
+pub fn mint_token(
+    secret: &str,
+    sub: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+    org_id: Option<Uuid>,
+    ttl_secs: u64,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(!secret.is_empty(), "DESKGRAPH_JWT_SECRET is not set");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = Claims {
+        sub: sub.to_owned(),
+        email: email.map(str::to_owned),
+        name: name.map(str::to_owned),
+        org_id: org_id.map(|id| id.to_string()),
+        exp: now + ttl_secs,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
+
+/// sha256 of a secret; secrets (API keys, invitation tokens) are stored only as this.
+pub fn hash_secret(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// A new random secret with the given prefix: `{prefix}{32 random bytes, hex}`.
+pub fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// Parses the `Authorization` and `x-org-id` headers into credentials.
+pub fn credentials_from_headers(
+    verifier: &JwtVerifier,
+    authorization: Option<&str>,
+    org_header: Option<&str>,
+) -> AppResult<Credentials> {
+    let header = authorization
+        .ok_or_else(|| AppError::Unauthenticated("missing Authorization header".into()))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            AppError::Unauthenticated("Authorization must be `Bearer <token>`".into())
+        })?;
+    let org_header = org_header.map(str::trim).filter(|s| !s.is_empty());
+    let parse_org = |raw: &str| {
+        Uuid::parse_str(raw).map_err(|_| {
+            AppError::invalid_field("x-org-id", "x-org-id must be an organization id (UUID)")
+        })
+    };
+    if token.starts_with(API_KEY_PREFIX) {
+        // The key's organization is fixed; a header naming another one is refused later, once the
+        // key is resolved.
+        if let Some(raw) = org_header {
+            parse_org(raw)?;
+        }
+        return Ok(Credentials::ApiKey {
+            secret_hash: hash_secret(token),
+        });
+    }
+    let claims = verifier.verify(token)?;
+    let org_id = match org_header {
+        Some(raw) => Some(parse_org(raw)?),
+        None => claims.org_id.as_deref().map(parse_org).transpose()?,
+    };
+    Ok(Credentials::User {
+        subject: claims.sub,
+        email: claims.email,
+        name: claims.name,
+        org_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "test-secret";
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::new(SECRET, "", "")
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_claims() {
+        let org = Uuid::new_v4();
+        let token = mint_token(
+            SECRET,
+            "user_2abc",
+            Some("a@b.example"),
+            Some("A"),
+            Some(org),
+            60,
+        )
+        .unwrap();
+        let creds =
+            credentials_from_headers(&verifier(), Some(&format!("Bearer {token}")), None).unwrap();
+        match creds {
+            Credentials::User {
+                subject,
+                email,
+                org_id,
+                ..
+            } => {
+                assert_eq!(subject, "user_2abc");
+                assert_eq!(email.as_deref(), Some("a@b.example"));
+                assert_eq!(org_id, Some(org));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_org_header_wins_over_the_claim() {
+        let (claim_org, header_org) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = mint_token(SECRET, "u", None, None, Some(claim_org), 60).unwrap();
+        let creds = credentials_from_headers(
+            &verifier(),
+            Some(&format!("Bearer {token}")),
+            Some(&header_org.to_string()),
+        )
+        .unwrap();
+        assert!(matches!(creds, Credentials::User { org_id: Some(o), .. } if o == header_org));
+    }
+
+    #[test]
+    fn wrong_signature_missing_and_malformed_tokens_are_unauthenticated() {
+        let forged = mint_token("another-secret", "u", None, None, None, 60).unwrap();
+        for header in [
+            None,
+            Some("Basic abc".to_owned()),
+            Some("Bearer not-a-jwt".to_owned()),
+            Some(format!("Bearer {forged}")),
+        ] {
+            let err = credentials_from_headers(&verifier(), header.as_deref(), None).unwrap_err();
+            assert!(
+                matches!(err, AppError::Unauthenticated(_)),
+                "{header:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_invalid_org_header_is_bad_input() {
+        let token = mint_token(SECRET, "u", None, None, None, 60).unwrap();
+        let err =
+            credentials_from_headers(&verifier(), Some(&format!("Bearer {token}")), Some("acme"))
+                .unwrap_err();
+        assert!(matches!(err, AppError::BadInput { .. }));
+    }
+
+    #[test]
+    fn api_keys_are_recognised_by_prefix_and_hashed() {
+        let key = new_secret(API_KEY_PREFIX);
+        let creds =
+            credentials_from_headers(&verifier(), Some(&format!("Bearer {key}")), None).unwrap();
+        assert!(
+            matches!(creds, Credentials::ApiKey { secret_hash } if secret_hash == hash_secret(&key))
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! deskgraph: a GraphQL backend for AI-assisted, multi-tenant support desks, in which PostgreSQL row
+//! level security keeps organizations apart. See `README.md` and `../shared/DESIGN.md`.
+
+pub mod app;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod identity;
+pub mod support;
+pub mod telemetry;

@@ -1,0 +1,523 @@
+//! GraphQL types and resolvers for workspaces, tickets and comments.
+
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use uuid::Uuid;
+
+use crate::authz::Object as Obj;
+use crate::error::{AppError, AppResult};
+use crate::graphql::pagination::{self, Cursor, PageInfo};
+use crate::graphql::{email_field, parse_id, session, text_field};
+use crate::identity::graphql::{User, load_user};
+use crate::support::loaders::{CommentCountKey, DeskLoader, WorkspaceKey};
+use crate::support::repo::{self, TicketChanges, TicketQuery, TicketRow, TicketSort};
+use crate::support::{TicketPriority, TicketStatus};
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 20_000;
+pub const COMMENT_MAX: usize = 20_000;
+
+fn loader<'a>(ctx: &Context<'a>) -> AppResult<&'a DeskLoader> {
+    ctx.data::<DeskLoader>()
+        .map_err(|_| anyhow::anyhow!("operation has no loader").into())
+}
+
+/// A desk inside an organization (e.g. "Billing"); tickets belong to one.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Workspace {
+    pub id: ID,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<repo::WorkspaceRow> for Workspace {
+    fn from(row: repo::WorkspaceRow) -> Self {
+        Self {
+            id: row.id.into(),
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A support request.
+pub struct Ticket(pub TicketRow);
+
+#[Object]
+impl Ticket {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    /// Per-organization number (#1, #2, …).
+    async fn number(&self) -> i64 {
+        self.0.number
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn status(&self) -> TicketStatus {
+        self.0.status
+    }
+    async fn priority(&self) -> TicketPriority {
+        self.0.priority
+    }
+    /// E-mail address of the customer who asked.
+    async fn requester_email(&self) -> Option<&str> {
+        self.0.requester_email.as_deref()
+    }
+    async fn workspace(&self, ctx: &Context<'_>) -> AppResult<Workspace> {
+        let ws = loader(ctx)?
+            .load_one(WorkspaceKey(self.0.workspace_id))
+            .await
+            .map_err(AppError::from)?;
+        ws.map(Workspace::from)
+            .ok_or_else(|| anyhow::anyhow!("ticket's workspace is missing").into())
+    }
+    /// The member working on it, if any.
+    async fn assignee(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        load_user(ctx, self.0.assignee_id).await
+    }
+    /// The member who filed it, when a person did.
+    async fn created_by(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        load_user(ctx, self.0.created_by).await
+    }
+    /// Comments, oldest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last comment of the previous page.")] after: Option<String>,
+    ) -> AppResult<CommentConnection> {
+        let s = session(ctx)?;
+        let limit = pagination::page_size(first)?;
+        let cursor = Cursor::decode_opt(after.as_deref())?;
+        let rows = repo::comments_page(
+            &s.tx,
+            self.0.id,
+            cursor.as_ref().map(|c| (c.key.as_str(), c.id)),
+            limit + 1,
+        )
+        .await?;
+        let (edges, page_info) = pagination::page(rows, limit, cursor.is_some(), |c| Cursor {
+            key: c.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            id: c.id,
+        });
+        Ok(CommentConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, c)| CommentEdge {
+                    cursor,
+                    node: c.into(),
+                })
+                .collect(),
+            page_info,
+        })
+    }
+    /// Number of comments (batched across a list of tickets).
+    async fn comment_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
+        Ok(loader(ctx)?
+            .load_one(CommentCountKey(self.0.id))
+            .await
+            .map_err(AppError::from)?
+            .unwrap_or(0))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// When it was last resolved or closed; null while open or pending.
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+}
+
+/// A reply or note on a ticket.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Comment {
+    pub id: ID,
+    pub body: String,
+    /// Internal notes are for the team only and never sent to the requester.
+    pub internal: bool,
+    pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub ticket_id: Uuid,
+    #[graphql(skip)]
+    pub author_id: Option<Uuid>,
+    /// The API key that wrote it, when an integration did.
+    pub api_key_id: Option<ID>,
+}
+
+#[ComplexObject]
+impl Comment {
+    /// The member who wrote it (null for API keys and for people no longer in the organization).
+    async fn author(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        load_user(ctx, self.author_id).await
+    }
+    async fn ticket_id(&self) -> ID {
+        self.ticket_id.into()
+    }
+}
+
+impl From<repo::CommentRow> for Comment {
+    fn from(row: repo::CommentRow) -> Self {
+        Self {
+            id: row.id.into(),
+            body: row.body,
+            internal: row.internal,
+            created_at: row.created_at,
+            ticket_id: row.ticket_id,
+            author_id: row.author_id,
+            api_key_id: row.api_key_id.map(ID::from),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CommentEdge {
+    pub cursor: String,
+    pub node: Comment,
+}
+
+#[derive(SimpleObject)]
+pub struct CommentConnection {
+    pub edges: Vec<CommentEdge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct TicketEdge {
+    pub cursor: String,
+    pub node: Ticket,
+}
+
+pub struct TicketConnection {
+    edges: Vec<TicketEdge>,
+    page_info: PageInfo,
+    filter: TicketQuery,
+}
+
+#[Object]
+impl TicketConnection {
+    async fn edges(&self) -> &[TicketEdge] {
+        &self.edges
+    }
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+    /// Number of tickets matching the filter (counted only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
+        repo::count_tickets(&session(ctx)?.tx, &self.filter).await
+    }
+}
+
+/// Narrows a ticket list; all fields combine with AND.
+#[derive(InputObject, Default)]
+pub struct TicketFilter {
+    pub workspace_id: Option<ID>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub assignee_id: Option<ID>,
+    /// Full-text search over title and description, web-search syntax (`"exact phrase"`, `or`, `-word`).
+    pub search: Option<String>,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicketOrderField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    Number,
+    Priority,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// Order of a ticket list (default: newest first).
+#[derive(InputObject, Default)]
+pub struct TicketOrder {
+    #[graphql(default)]
+    pub field: TicketOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+#[derive(Default)]
+pub struct SupportQuery;
+
+#[Object]
+impl SupportQuery {
+    /// The organization's workspaces, by name.
+    async fn workspaces(&self, ctx: &Context<'_>) -> AppResult<Vec<Workspace>> {
+        let s = session(ctx)?;
+        s.require(Obj::Workspace, "read")?;
+        Ok(repo::workspaces(&s.tx)
+            .await?
+            .into_iter()
+            .map(Workspace::from)
+            .collect())
+    }
+
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> AppResult<Workspace> {
+        let s = session(ctx)?;
+        s.require(Obj::Workspace, "read")?;
+        let id = parse_id("id", &id)?;
+        let rows = repo::workspaces_by_ids(&s.tx, &[id]).await?;
+        rows.into_iter()
+            .next()
+            .map(Workspace::from)
+            .ok_or(AppError::NotFound("workspace"))
+    }
+
+    /// One ticket. Another organization's ticket is NOT_FOUND, exactly like one that does not exist.
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<Ticket> {
+        let s = session(ctx)?;
+        s.require(Obj::Ticket, "read")?;
+        let id = parse_id("id", &id)?;
+        repo::ticket(&s.tx, id)
+            .await?
+            .map(Ticket)
+            .ok_or(AppError::NotFound("ticket"))
+    }
+
+    /// Tickets, newest first unless `orderBy` says otherwise.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last ticket of the previous page.")] after: Option<String>,
+        filter: Option<TicketFilter>,
+        order_by: Option<TicketOrder>,
+    ) -> AppResult<TicketConnection> {
+        let s = session(ctx)?;
+        s.require(Obj::Ticket, "read")?;
+        let limit = pagination::page_size(first)?;
+        let cursor = Cursor::decode_opt(after.as_deref())?;
+        let filter = filter.unwrap_or_default();
+        let query = TicketQuery {
+            workspace_id: filter
+                .workspace_id
+                .as_ref()
+                .map(|id| parse_id("workspaceId", id))
+                .transpose()?,
+            status: filter.status,
+            priority: filter.priority,
+            assignee_id: filter
+                .assignee_id
+                .as_ref()
+                .map(|id| parse_id("assigneeId", id))
+                .transpose()?,
+            search: filter
+                .search
+                .as_deref()
+                .map(|q| text_field("search", q, 0, 200))
+                .transpose()?
+                .filter(|q| !q.is_empty()),
+        };
+        let order = order_by.unwrap_or_default();
+        let sort = match order.field {
+            TicketOrderField::CreatedAt => TicketSort::CreatedAt,
+            TicketOrderField::UpdatedAt => TicketSort::UpdatedAt,
+            TicketOrderField::Number => TicketSort::Number,
+            TicketOrderField::Priority => TicketSort::Priority,
+        };
+        let rows = repo::tickets_page(
+            &s.tx,
+            &query,
+            sort,
+            order.direction == OrderDirection::Desc,
+            cursor.as_ref().map(|c| (c.key.as_str(), c.id)),
+            limit + 1,
+        )
+        .await?;
+        let (edges, page_info) = pagination::page(rows, limit, cursor.is_some(), |t| Cursor {
+            key: t.sort_key.clone().unwrap_or_default(),
+            id: t.id,
+        });
+        Ok(TicketConnection {
+            edges: edges
+                .into_iter()
+                .map(|(cursor, t)| TicketEdge {
+                    cursor,
+                    node: Ticket(t),
+                })
+                .collect(),
+            page_info,
+            filter: query,
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateWorkspaceInput {
+    /// 1 to 100 characters, unique in the organization.
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateTicketInput {
+    pub workspace_id: ID,
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 20,000 characters.
+    #[graphql(default)]
+    pub description: String,
+    pub requester_email: Option<String>,
+    #[graphql(default_with = "TicketPriority::Medium")]
+    pub priority: TicketPriority,
+}
+
+/// Fields left out stay as they are; `assigneeId: null` unassigns.
+#[derive(InputObject)]
+pub struct UpdateTicketInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub assignee_id: MaybeUndefined<ID>,
+}
+
+#[derive(InputObject)]
+pub struct AddCommentInput {
+    pub ticket_id: ID,
+    /// 1 to 20,000 characters.
+    pub body: String,
+    /// Internal notes are visible to the team only.
+    #[graphql(default)]
+    pub internal: bool,
+}
+
+#[derive(Default)]
+pub struct SupportMutation;
+
+#[Object]
+impl SupportMutation {
+    /// Creates a workspace (owners and admins).
+    async fn create_workspace(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWorkspaceInput,
+    ) -> AppResult<Workspace> {
+        let s = session(ctx)?;
+        s.require(Obj::Workspace, "create")?;
+        let name = text_field("name", &input.name, 1, 100)?;
+        Ok(repo::insert_workspace(&s.tx, &name).await?.into())
+    }
+
+    /// Files a ticket in a workspace.
+    async fn create_ticket(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTicketInput,
+    ) -> AppResult<Ticket> {
+        let s = session(ctx)?;
+        s.require(Obj::Ticket, "create")?;
+        let workspace_id = parse_id("workspaceId", &input.workspace_id)?;
+        let title = text_field("title", &input.title, 1, TITLE_MAX)?;
+        let description = text_field("description", &input.description, 0, DESCRIPTION_MAX)?;
+        let requester_email = input
+            .requester_email
+            .as_deref()
+            .map(|e| email_field("requesterEmail", e))
+            .transpose()?;
+        let row = repo::insert_ticket(
+            &s.tx,
+            &repo::NewTicket {
+                workspace_id,
+                title: &title,
+                description: &description,
+                requester_email: requester_email.as_deref(),
+                priority: input.priority,
+                status: TicketStatus::Open,
+                assignee_id: None,
+                created_by: s.context().user_id,
+            },
+        )
+        .await?;
+        Ok(Ticket(row))
+    }
+
+    /// Changes a ticket's fields, status or assignee.
+    async fn update_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTicketInput,
+    ) -> AppResult<Ticket> {
+        let s = session(ctx)?;
+        s.require(Obj::Ticket, "update")?;
+        let id = parse_id("id", &id)?;
+        let assignee = match &input.assignee_id {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => {
+                let user = parse_id("assigneeId", raw)?;
+                check_assignable(s, user).await?;
+                Some(Some(user))
+            }
+        };
+        let changes = TicketChanges {
+            title: input
+                .title
+                .as_deref()
+                .map(|t| text_field("title", t, 1, TITLE_MAX))
+                .transpose()?,
+            description: input
+                .description
+                .as_deref()
+                .map(|d| text_field("description", d, 0, DESCRIPTION_MAX))
+                .transpose()?,
+            status: input.status,
+            priority: input.priority,
+            assignee,
+        };
+        repo::update_ticket(&s.tx, id, &changes)
+            .await?
+            .map(Ticket)
+            .ok_or(AppError::NotFound("ticket"))
+    }
+
+    /// Adds a public reply or an internal note to a ticket.
+    async fn add_comment(&self, ctx: &Context<'_>, input: AddCommentInput) -> AppResult<Comment> {
+        let s = session(ctx)?;
+        s.require(Obj::Comment, "create")?;
+        let ticket_id = parse_id("ticketId", &input.ticket_id)?;
+        let body = text_field("body", &input.body, 1, COMMENT_MAX)?;
+        let c = s.context();
+        Ok(repo::insert_comment(
+            &s.tx,
+            ticket_id,
+            c.user_id,
+            c.api_key_id,
+            &body,
+            input.internal,
+        )
+        .await?
+        .into())
+    }
+}
+
+/// Tickets are assigned to owners, admins and agents of the organization only.
+async fn check_assignable(s: &crate::graphql::Session, user: Uuid) -> AppResult<()> {
+    match repo::member_role(&s.tx, user).await?.as_deref() {
+        Some("owner" | "admin" | "agent") => Ok(()),
+        _ => Err(AppError::invalid_field(
+            "assigneeId",
+            "the assignee must be an owner, admin or agent of this organization",
+        )),
+    }
+}

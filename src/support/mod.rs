@@ -1,0 +1,71 @@
+//! The support desk: workspaces, tickets and comments.
+
+pub mod graphql;
+pub mod loaders;
+pub mod repo;
+
+use std::str::FromStr;
+
+/// Where a ticket is in its life.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketStatus {
+    /// Waiting for the support team.
+    Open,
+    /// Waiting for the requester or a third party.
+    Pending,
+    /// Solved; may be reopened.
+    Resolved,
+    /// Finished for good.
+    Closed,
+}
+
+/// How urgent a ticket is.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketPriority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl TicketStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Pending => "pending",
+            Self::Resolved => "resolved",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl FromStr for TicketStatus {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Open, Self::Pending, Self::Resolved, Self::Closed]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown ticket status {s:?}"))
+    }
+}
+
+impl TicketPriority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for TicketPriority {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Low, Self::Medium, Self::High, Self::Critical]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown ticket priority {s:?}"))
+    }
+}

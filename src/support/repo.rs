@@ -1,0 +1,442 @@
+//! SQL for workspaces, tickets and comments, on the operation's [`TenantTx`] (RLS scopes every
+//! statement to the caller's organization; no statement here names an organization itself).
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::db::TenantTx;
+use crate::error::{AppError, AppResult, on_constraint};
+use crate::support::{TicketPriority, TicketStatus};
+
+#[derive(Debug, Clone)]
+pub struct WorkspaceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl WorkspaceRow {
+    fn from_row(row: &Row) -> AppResult<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+pub async fn workspaces(tx: &TenantTx) -> AppResult<Vec<WorkspaceRow>> {
+    let rows = tx
+        .query(
+            "select id, name, created_at from workspaces order by name, id limit 1000",
+            &[],
+        )
+        .await?;
+    rows.iter().map(WorkspaceRow::from_row).collect()
+}
+
+pub async fn workspaces_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<WorkspaceRow>> {
+    let rows = tx
+        .query(
+            "select id, name, created_at from workspaces where id = any($1)",
+            &[&ids],
+        )
+        .await?;
+    rows.iter().map(WorkspaceRow::from_row).collect()
+}
+
+pub async fn insert_workspace(tx: &TenantTx, name: &str) -> AppResult<WorkspaceRow> {
+    let rows = tx
+        .query_raw(
+            "insert into workspaces (org_id, name) values ((select app.current_org_id()), $1)
+             returning id, name, created_at",
+            &[&name],
+        )
+        .await?
+        .map_err(|e| {
+            on_constraint(e, |c| {
+                (c == "workspaces_org_name_key").then(|| {
+                    AppError::invalid_field("name", "a workspace with this name already exists")
+                })
+            })
+        })?;
+    rows.first()
+        .map(WorkspaceRow::from_row)
+        .transpose()?
+        .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    pub id: Uuid,
+    pub number: i64,
+    pub workspace_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub status: TicketStatus,
+    pub priority: TicketPriority,
+    pub requester_email: Option<String>,
+    pub assignee_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Text form of the row's sort key, when it came from a sorted list (for cursors).
+    pub sort_key: Option<String>,
+}
+
+const TICKET_COLUMNS: &str = "t.id, t.number, t.workspace_id, t.title, t.description, t.status, t.priority, \
+    t.requester_email, t.assignee_id, t.created_by, t.created_at, t.updated_at, t.resolved_at";
+
+impl TicketRow {
+    fn from_row(row: &Row) -> AppResult<Self> {
+        let sort_key = if row.columns().iter().any(|c| c.name() == "sort_key") {
+            row.try_get("sort_key")?
+        } else {
+            None
+        };
+        Ok(Self {
+            id: row.try_get("id")?,
+            number: row.try_get("number")?,
+            workspace_id: row.try_get("workspace_id")?,
+            title: row.try_get("title")?,
+            description: row.try_get("description")?,
+            status: row.try_get::<_, String>("status")?.parse()?,
+            priority: row.try_get::<_, String>("priority")?.parse()?,
+            requester_email: row.try_get("requester_email")?,
+            assignee_id: row.try_get("assignee_id")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            resolved_at: row.try_get("resolved_at")?,
+            sort_key,
+        })
+    }
+}
+
+pub async fn ticket(tx: &TenantTx, id: Uuid) -> AppResult<Option<TicketRow>> {
+    let sql = format!("select {TICKET_COLUMNS} from tickets t where t.id = $1");
+    tx.query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(TicketRow::from_row)
+        .transpose()
+}
+
+/// Filters of a ticket list (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct TicketQuery {
+    pub workspace_id: Option<Uuid>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub assignee_id: Option<Uuid>,
+    /// Web-search syntax over title and description (`"exact phrase"`, `or`, `-word`).
+    pub search: Option<String>,
+}
+
+/// Sort orders; each is a keyset over `(expression, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicketSort {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    Number,
+    Priority,
+}
+
+impl TicketSort {
+    /// The SQL expression and the type its cursor text casts back to. Constants, never user input.
+    fn expression(self) -> (&'static str, &'static str) {
+        match self {
+            Self::CreatedAt => ("t.created_at", "timestamptz"),
+            Self::UpdatedAt => ("t.updated_at", "timestamptz"),
+            Self::Number => ("t.number", "bigint"),
+            Self::Priority => (
+                "array_position(array['low','medium','high','critical'], t.priority)",
+                "int",
+            ),
+        }
+    }
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn push(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> String {
+    params.push(Box::new(value));
+    format!("${}", params.len())
+}
+
+fn where_clause(filter: &TicketQuery, params: &mut Params) -> String {
+    let mut sql = String::from(" where true");
+    if let Some(ws) = filter.workspace_id {
+        sql += &format!(" and t.workspace_id = {}", push(params, ws));
+    }
+    if let Some(status) = filter.status {
+        sql += &format!(" and t.status = {}", push(params, status.as_str()));
+    }
+    if let Some(priority) = filter.priority {
+        sql += &format!(" and t.priority = {}", push(params, priority.as_str()));
+    }
+    if let Some(assignee) = filter.assignee_id {
+        sql += &format!(" and t.assignee_id = {}", push(params, assignee));
+    }
+    if let Some(search) = &filter.search {
+        sql += &format!(
+            " and t.search @@ websearch_to_tsquery('english', {})",
+            push(params, search.clone())
+        );
+    }
+    sql
+}
+
+fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// One page of tickets (`limit` rows; ask for one more than the page to learn whether more follow).
+pub async fn tickets_page(
+    tx: &TenantTx,
+    filter: &TicketQuery,
+    sort: TicketSort,
+    descending: bool,
+    after: Option<(&str, Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<TicketRow>> {
+    let (expr, ty) = sort.expression();
+    let mut params = Params::new();
+    let mut sql = format!("select {TICKET_COLUMNS}, ({expr})::text as sort_key from tickets t");
+    sql += &where_clause(filter, &mut params);
+    let (cmp, dir) = if descending {
+        ("<", "desc")
+    } else {
+        (">", "asc")
+    };
+    if let Some((key, id)) = after {
+        let key = push(&mut params, key.to_owned());
+        let id = push(&mut params, id);
+        sql += &format!(" and (({expr}), t.id) {cmp} ({key}::text::{ty}, {id})");
+    }
+    let limit = push(&mut params, limit);
+    sql += &format!(" order by ({expr}) {dir}, t.id {dir} limit {limit}");
+    tx.query(&sql, &refs(&params))
+        .await?
+        .iter()
+        .map(TicketRow::from_row)
+        .collect()
+}
+
+pub async fn count_tickets(tx: &TenantTx, filter: &TicketQuery) -> AppResult<i64> {
+    let mut params = Params::new();
+    let sql = format!(
+        "select count(*) from tickets t{}",
+        where_clause(filter, &mut params)
+    );
+    Ok(tx.query_one(&sql, &refs(&params)).await?.try_get(0)?)
+}
+
+pub struct NewTicket<'a> {
+    pub workspace_id: Uuid,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub requester_email: Option<&'a str>,
+    pub priority: TicketPriority,
+    pub status: TicketStatus,
+    pub assignee_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+}
+
+fn ticket_constraint(constraint: &str) -> Option<AppError> {
+    match constraint {
+        "tickets_workspace_fkey" => Some(AppError::NotFound("workspace")),
+        "tickets_assignee_fkey" => Some(AppError::invalid_field(
+            "assigneeId",
+            "the assignee must be a member of this organization",
+        )),
+        _ => None,
+    }
+}
+
+pub async fn insert_ticket(tx: &TenantTx, t: &NewTicket<'_>) -> AppResult<TicketRow> {
+    let sql = format!(
+        "insert into tickets as t (org_id, workspace_id, title, description, requester_email, priority, status,
+                                  assignee_id, created_by)
+         values ((select app.current_org_id()), $1, $2, $3, $4, $5, $6, $7, $8)
+         returning {TICKET_COLUMNS}"
+    );
+    let rows = tx
+        .query_raw(
+            &sql,
+            &[
+                &t.workspace_id,
+                &t.title,
+                &t.description,
+                &t.requester_email,
+                &t.priority.as_str(),
+                &t.status.as_str(),
+                &t.assignee_id,
+                &t.created_by,
+            ],
+        )
+        .await?
+        .map_err(|e| on_constraint(e, ticket_constraint))?;
+    rows.first()
+        .map(TicketRow::from_row)
+        .transpose()?
+        .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
+}
+
+/// Changes to a ticket; `None` leaves a field as it is. `assignee` is `Some(None)` to unassign.
+#[derive(Debug, Default)]
+pub struct TicketChanges {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub assignee: Option<Option<Uuid>>,
+}
+
+pub async fn update_ticket(
+    tx: &TenantTx,
+    id: Uuid,
+    c: &TicketChanges,
+) -> AppResult<Option<TicketRow>> {
+    let sql = format!(
+        "update tickets t set
+            title = coalesce($2, t.title),
+            description = coalesce($3, t.description),
+            status = coalesce($4, t.status),
+            priority = coalesce($5, t.priority),
+            assignee_id = case when $6 then $7 else t.assignee_id end
+          where t.id = $1
+          returning {TICKET_COLUMNS}"
+    );
+    let rows = tx
+        .query_raw(
+            &sql,
+            &[
+                &id,
+                &c.title,
+                &c.description,
+                &c.status.map(TicketStatus::as_str),
+                &c.priority.map(TicketPriority::as_str),
+                &c.assignee.is_some(),
+                &c.assignee.flatten(),
+            ],
+        )
+        .await?
+        .map_err(|e| on_constraint(e, ticket_constraint))?;
+    rows.first().map(TicketRow::from_row).transpose()
+}
+
+/// The role of a member of the current organization, if they are one.
+pub async fn member_role(tx: &TenantTx, user_id: Uuid) -> AppResult<Option<String>> {
+    let row = tx
+        .query_opt(
+            "select m.role from memberships m where m.org_id = (select app.current_org_id()) and m.user_id = $1",
+            &[&user_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+#[derive(Debug, Clone)]
+pub struct CommentRow {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub author_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+    pub body: String,
+    pub internal: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+const COMMENT_COLUMNS: &str =
+    "c.id, c.ticket_id, c.author_id, c.api_key_id, c.body, c.internal, c.created_at";
+
+impl CommentRow {
+    fn from_row(row: &Row) -> AppResult<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            ticket_id: row.try_get("ticket_id")?,
+            author_id: row.try_get("author_id")?,
+            api_key_id: row.try_get("api_key_id")?,
+            body: row.try_get("body")?,
+            internal: row.try_get("internal")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+/// A page of a ticket's comments, oldest first.
+pub async fn comments_page(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    after: Option<(&str, Uuid)>,
+    limit: i64,
+) -> AppResult<Vec<CommentRow>> {
+    let rows = match after {
+        None => {
+            let sql = format!(
+                "select {COMMENT_COLUMNS} from ticket_comments c where c.ticket_id = $1
+                  order by c.created_at, c.id limit $2"
+            );
+            tx.query(&sql, &[&ticket_id, &limit]).await?
+        }
+        Some((key, id)) => {
+            let sql = format!(
+                "select {COMMENT_COLUMNS} from ticket_comments c
+                  where c.ticket_id = $1 and (c.created_at, c.id) > ($2::text::timestamptz, $3)
+                  order by c.created_at, c.id limit $4"
+            );
+            tx.query(&sql, &[&ticket_id, &key, &id, &limit]).await?
+        }
+    };
+    rows.iter().map(CommentRow::from_row).collect()
+}
+
+pub async fn comment_counts(tx: &TenantTx, ticket_ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {
+    let rows = tx
+        .query(
+            "select c.ticket_id, count(*) from ticket_comments c where c.ticket_id = any($1) group by c.ticket_id",
+            &[&ticket_ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+pub async fn insert_comment(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    author_id: Option<Uuid>,
+    api_key_id: Option<Uuid>,
+    body: &str,
+    internal: bool,
+) -> AppResult<CommentRow> {
+    let sql = format!(
+        "insert into ticket_comments as c (org_id, ticket_id, author_id, api_key_id, body, internal)
+         values ((select app.current_org_id()), $1, $2, $3, $4, $5)
+         returning {COMMENT_COLUMNS}"
+    );
+    let rows = tx
+        .query_raw(
+            &sql,
+            &[&ticket_id, &author_id, &api_key_id, &body, &internal],
+        )
+        .await?
+        .map_err(|e| {
+            on_constraint(e, |c| {
+                (c == "ticket_comments_ticket_fkey").then_some(AppError::NotFound("ticket"))
+            })
+        })?;
+    rows.first()
+        .map(CommentRow::from_row)
+        .transpose()?
+        .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
+}
