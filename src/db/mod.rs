@@ -74,8 +74,12 @@ pub enum Credentials {
         name: Option<String>,
         org_id: Option<Uuid>,
     },
-    /// The sha256 of an API key's secret.
-    ApiKey { secret_hash: Vec<u8> },
+    /// The sha256 of an API key's secret, and the organization the request named (a key acts only
+    /// for its own organization; naming another one is refused).
+    ApiKey {
+        secret_hash: Vec<u8>,
+        org_id: Option<Uuid>,
+    },
     /// A context the server itself vouches for (seeding, background work, tests).
     Trusted(TenantContext),
 }
@@ -185,7 +189,7 @@ impl TenantTx {
                     role,
                 }
             }
-            Credentials::ApiKey { secret_hash } => {
+            Credentials::ApiKey { secret_hash, .. } => {
                 let params: [(&(dyn ToSql + Sync), Type); 2] =
                     [(secret_hash, Type::BYTEA), (&timeout, Type::TEXT)];
                 let open = client.query_typed(OPEN_AS_API_KEY, &params);

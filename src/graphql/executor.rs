@@ -149,6 +149,11 @@ impl Engine {
             Credentials::ApiKey { .. } if ctx.api_key_id.is_none() => Some(
                 AppError::Unauthenticated("API key is invalid or revoked".into()),
             ),
+            Credentials::ApiKey {
+                org_id: Some(org), ..
+            } if ctx.org_id != Some(*org) => Some(AppError::forbidden(
+                "this API key belongs to another organization",
+            )),
             Credentials::User {
                 org_id: Some(_), ..
             } if ctx.role.is_none() => Some(AppError::forbidden(
@@ -178,7 +183,9 @@ impl Engine {
         let mut response = self.schema.execute(request).await;
         finalize_errors(&mut response.errors);
 
-        let finished = if access == Access::ReadWrite && response.is_ok() {
+        // A mutation commits only when every field succeeded. A read-only transaction can have written
+        // nothing but the caller's own user row (created on first sight), which is kept either way.
+        let finished = if access == Access::ReadOnly || response.is_ok() {
             tx.commit().await
         } else {
             tx.rollback().await

@@ -147,13 +147,12 @@ pub fn credentials_from_headers(
         })
     };
     if token.starts_with(API_KEY_PREFIX) {
-        // The key's organization is fixed; a header naming another one is refused later, once the
-        // key is resolved.
-        if let Some(raw) = org_header {
-            parse_org(raw)?;
-        }
+        // The key's organization is fixed; a header naming another one is refused once the key is
+        // resolved.
+        let org_id = org_header.map(parse_org).transpose()?;
         return Ok(Credentials::ApiKey {
             secret_hash: hash_secret(token),
+            org_id,
         });
     }
     let claims = verifier.verify(token)?;
@@ -253,7 +252,7 @@ mod tests {
         let creds =
             credentials_from_headers(&verifier(), Some(&format!("Bearer {key}")), None).unwrap();
         assert!(
-            matches!(creds, Credentials::ApiKey { secret_hash } if secret_hash == hash_secret(&key))
+            matches!(creds, Credentials::ApiKey { secret_hash, org_id: None } if secret_hash == hash_secret(&key))
         );
     }
 }

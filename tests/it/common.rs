@@ -1,0 +1,547 @@
+//! Test harness: one fresh PostgreSQL database per test, cloned from a template migrated once per
+//! migration set, dropped when the test ends; and a real deskgraph server on a free local port.
+//!
+//! Needs a reachable PostgreSQL where `DESKGRAPH_TEST_ADMIN_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) can create databases and roles.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use deskgraph::app::{Server, build_state};
+use deskgraph::config::{DbConfig, ServerConfig};
+use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, migrate};
+use deskgraph::http::AppState;
+use deskgraph::identity::Role;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+pub const TEST_SECRET: &str = "deskgraph-test-secret";
+pub const APP_ROLE: &str = "deskgraph_app";
+pub const APP_PASSWORD: &str = "deskgraph-test";
+const TEMPLATE_LOCK: i64 = 0x6465_736b_7465_7374; // "desktest"
+
+pub fn admin_base_url() -> String {
+    std::env::var("DESKGRAPH_TEST_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(user: &str, password: Option<&str>, dbname: &str) -> String {
+    let base = tokio_postgres::Config::from_str(&admin_base_url())
+        .expect("DESKGRAPH_TEST_ADMIN_URL is a URL");
+    let host = match base.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = base.get_ports().first().copied().unwrap_or(5432);
+    let auth = match password {
+        Some(p) => format!("{user}:{p}"),
+        None => match base.get_password() {
+            Some(p) if user == base.get_user().unwrap_or("postgres") => {
+                format!("{user}:{}", String::from_utf8_lossy(p))
+            }
+            _ => user.to_owned(),
+        },
+    };
+    format!("postgres://{auth}@{host}:{port}/{dbname}")
+}
+
+fn admin_user() -> String {
+    tokio_postgres::Config::from_str(&admin_base_url())
+        .ok()
+        .and_then(|c| c.get_user().map(str::to_owned))
+        .unwrap_or_else(|| "postgres".into())
+}
+
+/// Name of the template for the current migrations (content hash, so a changed migration gets a
+/// fresh template and stale ones are never reused).
+fn template_name() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("migrations dir")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut hash = Sha256::new();
+    for f in files {
+        hash.update(f.file_name().unwrap().to_string_lossy().as_bytes());
+        hash.update(std::fs::read(&f).unwrap());
+    }
+    format!("deskgraph_tmpl_{}", &hex::encode(hash.finalize())[..16])
+}
+
+pub async fn admin_client(dbname: &str) -> tokio_postgres::Client {
+    migrate::connect(&url_for(&admin_user(), None, dbname))
+        .await
+        .expect("connect as the test admin")
+}
+
+async fn template_exists(client: &tokio_postgres::Client, name: &str) -> bool {
+    client
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn ensure_template(name: &str) {
+    let client = admin_client("postgres").await;
+    if template_exists(&client, name).await {
+        return;
+    }
+    client
+        .execute("select pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+        .await
+        .unwrap();
+    if !template_exists(&client, name).await {
+        let building = format!("{name}_building");
+        client
+            .batch_execute(&format!("drop database if exists {building} with (force)"))
+            .await
+            .unwrap();
+        client
+            .batch_execute(&format!("create database {building}"))
+            .await
+            .unwrap();
+        {
+            let mut db = admin_client(&building).await;
+            migrate::migrate_client(&mut db, APP_ROLE, APP_PASSWORD)
+                .await
+                .expect("migrations apply");
+        }
+        // Renaming needs no other sessions on it; the migration connection may still be closing.
+        for attempt in 0.. {
+            match client
+                .batch_execute(&format!("alter database {building} rename to {name}"))
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < 50 => {
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot finish the template: {e}"),
+            }
+        }
+    }
+    client
+        .execute("select pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+        .await
+        .unwrap();
+}
+
+/// A fresh database for one test, dropped (with its connections) when the value drops.
+pub struct TestDb {
+    pub name: String,
+    pub runtime_url: String,
+    pub admin_url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let template = template_name();
+        ensure_template(&template).await;
+        let name = format!("deskgraph_test_{}", Uuid::new_v4().simple());
+        let client = admin_client("postgres").await;
+        for attempt in 0.. {
+            match client
+                .batch_execute(&format!("create database {name} template {template}"))
+                .await
+            {
+                Ok(()) => break,
+                // "source database is being accessed by other users": a template connection closing.
+                Err(e) if attempt < 50 => {
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot create the test database: {e}"),
+            }
+        }
+        Self {
+            runtime_url: url_for(APP_ROLE, Some(APP_PASSWORD), &name),
+            admin_url: url_for(&admin_user(), None, &name),
+            name,
+        }
+    }
+
+    pub fn db_config(&self) -> DbConfig {
+        DbConfig {
+            database_url: self.runtime_url.clone(),
+            database_admin_url: self.admin_url.clone(),
+            app_role: APP_ROLE.into(),
+            app_password: APP_PASSWORD.into(),
+            pool_size: 8,
+            statement_timeout_ms: 10_000,
+        }
+    }
+
+    /// A runtime-role pool on this database.
+    pub fn runtime_pool(&self, size: usize) -> Pool {
+        deskgraph::db::pool_for(&self.runtime_url, size).unwrap()
+    }
+
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        admin_client(&self.name).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop is synchronous; a thread with its own runtime does the async work.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = admin_client("postgres").await;
+                let _ = client
+                    .batch_execute(&format!("drop database if exists {name} with (force)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+pub fn server_config() -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: TEST_SECRET.into(),
+        jwt_issuer: String::new(),
+        jwt_audience: String::new(),
+        cors_origins: "https://desk.example".into(),
+        max_body_bytes: 1_048_576,
+        max_depth: 15,
+        max_complexity: 5_000,
+        persisted_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/schema/persisted").into(),
+        shutdown_grace_secs: 5,
+    }
+}
+
+/// Who makes a request: a bearer token (JWT or API key) and the organization header.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub bearer: Option<String>,
+    pub org: Option<Uuid>,
+    /// The user's id, once known.
+    pub user_id: Option<Uuid>,
+    pub subject: String,
+}
+
+impl Caller {
+    pub fn user(subject: &str) -> Self {
+        let token = deskgraph::identity::auth::mint_token(
+            TEST_SECRET,
+            subject,
+            Some(&format!("{subject}@people.example")),
+            Some(subject),
+            None,
+            3600,
+        )
+        .unwrap();
+        Self {
+            bearer: Some(token),
+            org: None,
+            user_id: None,
+            subject: subject.into(),
+        }
+    }
+
+    pub fn key(secret: &str) -> Self {
+        Self {
+            bearer: Some(secret.into()),
+            org: None,
+            user_id: None,
+            subject: String::new(),
+        }
+    }
+
+    pub fn anonymous() -> Self {
+        Self {
+            bearer: None,
+            org: None,
+            user_id: None,
+            subject: String::new(),
+        }
+    }
+
+    pub fn in_org(mut self, org: Uuid) -> Self {
+        self.org = Some(org);
+        self
+    }
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub server: Option<Server>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(server_config()).await
+    }
+
+    pub async fn spawn_with(cfg: ServerConfig) -> Self {
+        let db = TestDb::new().await;
+        let state = build_state(&db.db_config(), &cfg)
+            .await
+            .expect("server state builds");
+        let server = Server::start(state, &cfg).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        Self {
+            db,
+            server: Some(server),
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.server.as_ref().unwrap().state.clone()
+    }
+
+    /// POSTs a GraphQL request; returns status and JSON body.
+    pub async fn post(&self, caller: &Caller, query: &str, variables: Value) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(b) = &caller.bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(org) = caller.org {
+            req = req.header("x-org-id", org.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_no_internals(&text);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+
+    /// Runs an operation expected to succeed; returns `data`.
+    pub async fn ok(&self, caller: &Caller, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(caller, query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Runs an operation expected to fail; returns the first error's `extensions.code`.
+    pub async fn err(&self, caller: &Caller, query: &str, variables: Value) -> String {
+        let (_, body) = self.post(caller, query, variables).await;
+        error_code(&body).unwrap_or_else(|| panic!("expected an error: {body}"))
+    }
+
+    /// Resolves (and creates on first sight) the caller's user id.
+    pub async fn user_id(&self, caller: &Caller) -> Uuid {
+        let mut anon = caller.clone();
+        anon.org = None;
+        let data = self
+            .ok(&anon, "{ viewer { user { id } } }", json!({}))
+            .await;
+        data["viewer"]["user"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+pub fn error_code(body: &Value) -> Option<String> {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// No response may carry SQL, driver errors or stack traces.
+pub fn assert_no_internals(text: &str) {
+    let lower = text.to_lowercase();
+    for needle in [
+        "violates",
+        "relation \"",
+        "syntax error at",
+        "sqlstate",
+        "db error",
+        "panicked",
+        "stack backtrace",
+        "tokio_postgres",
+        "row-level security",
+    ] {
+        assert!(
+            !lower.contains(needle),
+            "response leaks internals ({needle}): {text}"
+        );
+    }
+}
+
+/// One organization with a member of every role, a workspace, a ticket with a comment, an analyst key
+/// and an agent key.
+#[derive(Clone, Debug)]
+pub struct OrgFixture {
+    pub id: Uuid,
+    pub slug: String,
+    pub owner: Caller,
+    pub admin: Caller,
+    pub agent: Caller,
+    pub viewer: Caller,
+    pub analyst_key: Caller,
+    pub agent_key: Caller,
+    pub agent_key_id: String,
+    pub workspace: String,
+    pub ticket: String,
+    pub comment: String,
+}
+
+impl OrgFixture {
+    pub fn member(&self, role: Role) -> &Caller {
+        match role {
+            Role::Owner => &self.owner,
+            Role::Admin => &self.admin,
+            Role::Agent => &self.agent,
+            Role::Viewer => &self.viewer,
+            Role::Analyst => &self.analyst_key,
+        }
+    }
+}
+
+pub async fn org_fixture(app: &TestApp, slug: &str) -> OrgFixture {
+    let mut owner = Caller::user(&format!("{slug}-owner"));
+    owner.user_id = Some(app.user_id(&owner).await);
+    let data = app
+        .ok(
+            &owner,
+            "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { id } }",
+            json!({"i": {"name": format!("{slug} Inc"), "slug": slug}}),
+        )
+        .await;
+    let id: Uuid = data["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let owner = owner.in_org(id);
+    let mut members = vec![];
+    for role in ["ADMIN", "AGENT", "VIEWER"] {
+        let mut c = Caller::user(&format!("{slug}-{}", role.to_lowercase()));
+        let uid = app.user_id(&c).await;
+        c.user_id = Some(uid);
+        app.ok(
+            &owner,
+            "mutation($i: AddMemberInput!) { addMember(input: $i) { role } }",
+            json!({"i": {"userId": uid, "role": role}}),
+        )
+        .await;
+        members.push(c.in_org(id));
+    }
+    let (admin, agent, viewer) = (members[0].clone(), members[1].clone(), members[2].clone());
+    let ws = app
+        .ok(
+            &admin,
+            "mutation { createWorkspace(input: {name: \"Support\"}) { id } }",
+            json!({}),
+        )
+        .await["createWorkspace"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket = app
+        .ok(
+            &agent,
+            "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }",
+            json!({"i": {"workspaceId": ws, "title": format!("{slug}: printer on fire"), "description": "secret of " , "requesterEmail": "c@customer.example"}}),
+        )
+        .await["createTicket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let comment = app
+        .ok(
+            &agent,
+            "mutation($i: AddCommentInput!) { addComment(input: $i) { id } }",
+            json!({"i": {"ticketId": ticket, "body": format!("{slug} internal note"), "internal": true}}),
+        )
+        .await["addComment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = |role: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let d = app
+                .ok(
+                    &admin,
+                    "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret apiKey { id } } }",
+                    json!({"i": {"name": format!("{role} key"), "role": role}}),
+                )
+                .await;
+            (
+                d["createApiKey"]["secret"].as_str().unwrap().to_owned(),
+                d["createApiKey"]["apiKey"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    let (analyst_secret, _) = key("ANALYST").await;
+    let (agent_secret, agent_key_id) = key("AGENT").await;
+    OrgFixture {
+        id,
+        slug: slug.into(),
+        owner,
+        admin,
+        agent,
+        viewer,
+        analyst_key: Caller::key(&analyst_secret),
+        agent_key: Caller::key(&agent_secret),
+        agent_key_id,
+        workspace: ws,
+        ticket,
+        comment,
+    }
+}
+
+/// Opens a transaction as the runtime role with an explicit context (for raw-SQL tests).
+pub async fn trusted_tx(
+    pool: &Pool,
+    org: Option<Uuid>,
+    role: Option<Role>,
+    access: Access,
+) -> TenantTx {
+    TenantTx::begin(
+        pool,
+        &Credentials::Trusted(TenantContext {
+            org_id: org,
+            user_id: None,
+            api_key_id: None,
+            role,
+        }),
+        access,
+        10_000,
+    )
+    .await
+    .unwrap()
+}
+
+/// The text of a registered persisted operation (`schema/persisted/{name}.graphql`).
+pub fn persisted(name: &str) -> &'static str {
+    let path = format!(
+        "{}/schema/persisted/{name}.graphql",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Box::leak(
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("missing {path}"))
+            .into_boxed_str(),
+    )
+}
