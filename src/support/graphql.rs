@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
 use crate::graphql::{email_field, parse_id, session, text_field};
 use crate::identity::graphql::{User, load_user};
-use crate::support::loaders::{CommentCountKey, DeskLoader, WorkspaceKey};
+use crate::support::loaders::{CommentCountKey, DeskLoader, LoadError, UserKey, WorkspaceKey};
 use crate::support::repo::{self, TicketChanges, TicketQuery, TicketRow, TicketSort};
 use crate::support::{TicketPriority, TicketStatus};
 
@@ -300,8 +300,8 @@ impl SupportQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last ticket of the previous page.")] after: Option<String>,
-        filter: Option<TicketFilter>,
-        order_by: Option<TicketOrder>,
+        #[graphql(desc = "Only tickets matching all of these.")] filter: Option<TicketFilter>,
+        #[graphql(desc = "Default: newest first.")] order_by: Option<TicketOrder>,
     ) -> AppResult<TicketConnection> {
         let s = session(ctx)?;
         s.require(Obj::Ticket, "read")?;
@@ -344,6 +344,7 @@ impl SupportQuery {
             limit + 1,
         )
         .await?;
+        prefetch(ctx, &rows).await?;
         let (edges, page_info) = pagination::page(rows, limit, cursor.is_some(), |t| Cursor {
             key: t.sort_key.clone().unwrap_or_default(),
             id: t.id,
@@ -509,6 +510,45 @@ impl SupportMutation {
         .await?
         .into())
     }
+}
+
+/// Loads, in one batch per key type, what the selection will ask of a page of tickets, so that the
+/// number of statements does not depend on the page size (the DataLoader's time window alone would
+/// split a slow-to-resolve page into several batches).
+async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let loader = loader(ctx)?;
+    let workspaces = async {
+        if node.field("workspace").exists() {
+            loader
+                .load_many(rows.iter().map(|t| WorkspaceKey(t.workspace_id)))
+                .await?;
+        }
+        Ok::<_, LoadError>(())
+    };
+    let users = async {
+        let mut ids = Vec::new();
+        if node.field("assignee").exists() {
+            ids.extend(rows.iter().filter_map(|t| t.assignee_id));
+        }
+        if node.field("createdBy").exists() {
+            ids.extend(rows.iter().filter_map(|t| t.created_by));
+        }
+        if !ids.is_empty() {
+            loader.load_many(ids.into_iter().map(UserKey)).await?;
+        }
+        Ok(())
+    };
+    let counts = async {
+        if node.field("commentCount").exists() {
+            loader
+                .load_many(rows.iter().map(|t| CommentCountKey(t.id)))
+                .await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(workspaces, users, counts)?;
+    Ok(())
 }
 
 /// Tickets are assigned to owners, admins and agents of the organization only.

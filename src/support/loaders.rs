@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
 use crate::db::TenantTx;
@@ -42,10 +42,15 @@ pub struct DeskLoaderInner {
     tx: Arc<TenantTx>,
 }
 
-pub type DeskLoader = DataLoader<DeskLoaderInner>;
+pub type DeskLoader = DataLoader<DeskLoaderInner, HashMapCache>;
 
+/// Cached for the operation, so values prefetched for a list are not loaded again by its fields.
 pub fn desk_loader(tx: Arc<TenantTx>) -> DeskLoader {
-    DataLoader::new(DeskLoaderInner { tx }, tokio::spawn)
+    DataLoader::with_cache(
+        DeskLoaderInner { tx },
+        tokio::spawn,
+        HashMapCache::default(),
+    )
 }
 
 impl Loader<WorkspaceKey> for DeskLoaderInner {
