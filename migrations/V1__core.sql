@@ -347,6 +347,9 @@ create policy ticket_comments_delete_by_admins on ticket_comments as restrictive
 -- checks this), because they read across organizations by design.
 create schema auth_private;
 revoke all on schema auth_private from public;
+-- Functions are executable by PUBLIC by default; here each one must be granted explicitly, so a
+-- function added later is not callable by the API until a migration says so.
+alter default privileges in schema auth_private revoke execute on functions from public;
 
 -- Resolves (and on first sight creates) the user behind an identity-provider subject, and their role in
 -- the requested organization (null when they are not a member or the organization does not exist).

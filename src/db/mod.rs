@@ -343,13 +343,14 @@ impl TenantTx {
 
 impl Drop for TenantTx {
     fn drop(&mut self) {
-        if !self.finished.load(Ordering::Acquire) {
-            if let Some(client) = self.client.take() {
-                // Detach from the pool; dropping the client closes the connection, and PostgreSQL rolls
-                // back whatever it was doing.
-                drop(Object::take(client));
-                tracing::warn!("transaction dropped unfinished; its connection was discarded");
-            }
+        if self.finished.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(client) = self.client.take() {
+            // Detach from the pool; dropping the client closes the connection, and PostgreSQL rolls
+            // back whatever it was doing.
+            drop(Object::take(client));
+            tracing::warn!("transaction dropped unfinished; its connection was discarded");
         }
     }
 }

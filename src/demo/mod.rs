@@ -94,6 +94,8 @@ pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
             .into_iter()
             .find(|o| o.slug == org.slug);
         probe.rollback().await?;
+        // Give the connection back before seeding: with a pool of one, seeding would wait for it.
+        drop(probe);
         let org_id = match existing {
             Some(o) => o.id,
             None => {

@@ -36,10 +36,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// API responses are data, never documents: nothing may load, run or frame.
 const API_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-/// GraphiQL loads its scripts and styles from unpkg and talks to this origin only.
+/// GraphiQL loads its scripts and styles from unpkg (its favicon from graphql.org) and talks to this
+/// origin only.
 const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
     style-src 'self' 'unsafe-inline' https://unpkg.com; font-src https://unpkg.com data:; \
-    img-src 'self' data: https://unpkg.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    img-src 'self' data: https://unpkg.com https://graphql.org; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
 
 pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {

@@ -545,3 +545,131 @@ pub fn persisted(name: &str) -> &'static str {
             .into_boxed_str(),
     )
 }
+
+/// A response read as is: status, headers and body text (already checked for internals).
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends a hand-built request and reads the whole response, asserting it leaks no internals.
+pub async fn send_raw(req: reqwest::RequestBuilder) -> RawResponse {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    assert_no_internals(&text);
+    RawResponse {
+        status,
+        headers,
+        text,
+    }
+}
+
+impl Caller {
+    /// Adds this caller's `Authorization` and `x-org-id` headers to a hand-built request.
+    pub fn apply(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(b) = &self.bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(org) = self.org {
+            req = req.header("x-org-id", org.to_string());
+        }
+        req
+    }
+}
+
+/// A connection URL for `user` on database `dbname` of the test server (trust auth: no password
+/// unless given; the admin's own password is reused for the admin user).
+pub fn db_url(user: &str, password: Option<&str>, dbname: &str) -> String {
+    url_for(user, password, dbname)
+}
+
+/// A connection URL for the test admin (superuser) on database `dbname`.
+pub fn admin_db_url(dbname: &str) -> String {
+    url_for(&admin_user(), None, dbname)
+}
+
+/// The SQLSTATE of a database error carried by an [`deskgraph::error::AppError`], if it carries one.
+pub fn sql_state(err: &deskgraph::error::AppError) -> Option<tokio_postgres::error::SqlState> {
+    match err {
+        deskgraph::error::AppError::Internal(cause) => cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.code().cloned()),
+        _ => None,
+    }
+}
+
+/// A cluster-wide role made for one test (`{prefix}_{random}`), dropped when the value drops, after
+/// dropping what it owns in the databases named with [`TestRole::owning_in`].
+pub struct TestRole {
+    pub name: String,
+    dbs: Vec<String>,
+}
+
+impl TestRole {
+    /// Creates the role with `attributes`, e.g. `"login nosuperuser nobypassrls"`.
+    pub async fn create(prefix: &str, attributes: &str) -> Self {
+        let name = format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        admin_client("postgres")
+            .await
+            .batch_execute(&format!("create role {name} {attributes}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create role {name}: {e}"));
+        Self { name, dbs: vec![] }
+    }
+
+    /// Wraps a role something else created (e.g. `migrate`), so the test drops it.
+    pub fn adopt(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            dbs: vec![],
+        }
+    }
+
+    /// Remembers that the role may own objects or hold privileges in `db`.
+    pub fn owning_in(mut self, db: &str) -> Self {
+        self.dbs.push(db.into());
+        self
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (name, dbs) = (self.name.clone(), self.dbs.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                for db in dbs {
+                    // The database may already be gone; then so is everything the role had in it.
+                    if let Ok(client) = migrate::connect(&url_for(&admin_user(), None, &db)).await {
+                        let _ = client
+                            .batch_execute(&format!("drop owned by {name} cascade"))
+                            .await;
+                    }
+                }
+                let client = admin_client("postgres").await;
+                let _ = client
+                    .batch_execute(&format!("drop role if exists {name}"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}

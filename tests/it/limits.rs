@@ -57,6 +57,15 @@ async fn nested_pages_that_multiply_past_the_complexity_limit_are_refused() {
         .await;
     assert_eq!(status, 200);
     assert!(body["data"].is_null(), "{body}");
-    assert_eq!(crate::common::error_code(&body).as_deref(), Some("BAD_USER_INPUT"));
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{body}");
+    assert_eq!(
+        crate::common::error_code(&body).as_deref(),
+        Some("BAD_USER_INPUT")
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{body}"
+    );
 }

@@ -1,6 +1,23 @@
 //! Integration tests: real PostgreSQL (one database per test), real roles and RLS policies, and a
 //! real HTTP server where behaviour crosses HTTP. One test binary so the suite links once.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test that meets the unexpected should fail loudly, and helpers are test code"
+)]
+
 mod common;
 
+mod auth;
+mod bad_input;
+mod catalog;
+mod http;
 mod isolation;
+mod limits;
+mod migrate;
+mod n_plus_one;
+mod pool;
+mod rls_sql;
+mod roles;
+mod schema;

@@ -1,0 +1,535 @@
+//! Authentication and membership through HTTP: missing, malformed, forged and expired credentials are
+//! UNAUTHENTICATED (401); an organization the caller does not belong to is FORBIDDEN (403); removals
+//! and revocations take effect on the very next request; users appear on first sight; invitations.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use deskgraph::identity::auth::{Claims, mint_token};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{Caller, TEST_SECRET, TestApp, error_code, org_fixture, send_raw};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sign(claims: &Claims, alg: Algorithm, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn claims(sub: &str, exp: u64) -> Claims {
+    Claims {
+        sub: sub.into(),
+        email: None,
+        name: None,
+        org_id: None,
+        exp,
+        iat: Some(exp.saturating_sub(3600)),
+        iss: None,
+        aud: None,
+    }
+}
+
+/// POSTs `{ viewer { role } }` with the given raw `Authorization` header (none when `None`).
+async fn viewer_with(
+    app: &TestApp,
+    authorization: Option<&str>,
+    org: Option<Uuid>,
+) -> (u16, Value) {
+    let mut req = app
+        .http
+        .post(format!("{}/graphql", app.base))
+        .json(&json!({"query": "{ viewer { role user { id } } }"}));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    if let Some(org) = org {
+        req = req.header("x-org-id", org.to_string());
+    }
+    let resp = send_raw(req).await;
+    (resp.status, resp.json())
+}
+
+#[tokio::test]
+async fn missing_malformed_forged_and_expired_credentials_are_unauthenticated_with_401() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+
+    let valid = mint_token(TEST_SECRET, "someone", None, None, None, 3600).unwrap();
+    let wrong_signature = mint_token("another-secret", "someone", None, None, None, 3600).unwrap();
+    let expired = sign(
+        &claims("someone", now() - 3600),
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
+    // Signed with the right secret but another algorithm than the one accepted.
+    let other_alg = sign(
+        &claims("someone", now() + 3600),
+        Algorithm::HS512,
+        TEST_SECRET,
+    );
+    // The valid token's payload under an `alg: none` header, without a signature.
+    let payload = valid.split('.').nth(1).unwrap();
+    let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    // The valid token with its payload swapped for one naming another subject.
+    let tampered = {
+        let other = mint_token(TEST_SECRET, "admin", None, None, None, 3600).unwrap();
+        let parts: Vec<&str> = valid.split('.').collect();
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            other.split('.').nth(1).unwrap(),
+            parts[2]
+        )
+    };
+
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no Authorization header", None),
+        ("Basic scheme", Some("Basic dXNlcjpwYXNz".into())),
+        ("Bearer without a token", Some("Bearer ".into())),
+        ("malformed token", Some("Bearer not-a-jwt".into())),
+        ("three garbage parts", Some("Bearer aaa.bbb.ccc".into())),
+        ("wrong signature", Some(format!("Bearer {wrong_signature}"))),
+        ("expired token", Some(format!("Bearer {expired}"))),
+        ("HS512 token", Some(format!("Bearer {other_alg}"))),
+        ("alg none token", Some(format!("Bearer {unsigned}"))),
+        ("tampered payload", Some(format!("Bearer {tampered}"))),
+    ];
+    for (case, header) in &cases {
+        for org_header in [None, Some(org.id)] {
+            let (status, body) = viewer_with(&app, header.as_deref(), org_header).await;
+            assert_eq!(status, 401, "{case}: {body}");
+            assert_eq!(
+                error_code(&body).as_deref(),
+                Some("UNAUTHENTICATED"),
+                "{case}: {body}"
+            );
+            assert!(body["data"].is_null(), "{case}: {body}");
+        }
+    }
+
+    // The harness's anonymous caller gets the same answer.
+    let (status, body) = app
+        .post(&Caller::anonymous(), "{ viewer { role } }", json!({}))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
+
+    // The valid token works, so the failures above are about the credentials only.
+    let (status, body) = viewer_with(&app, Some(&format!("Bearer {valid}")), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["viewer"]["user"]["id"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn an_org_header_that_is_not_a_uuid_is_bad_input() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::user("someone");
+    let resp = send_raw(
+        caller.apply(
+            app.http
+                .post(format!("{}/graphql", app.base))
+                .header("x-org-id", "acme")
+                .json(&json!({"query": "{ viewer { role } }"})),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    assert_eq!(error_code(&resp.json()).as_deref(), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn an_organization_the_user_is_not_a_member_of_is_forbidden_with_403() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let outsider = Caller::user("outsider").in_org(org.id);
+    for query in [
+        "{ viewer { role } }",
+        "{ tickets { totalCount } }",
+        "mutation { createWorkspace(input: {name: \"Mine\"}) { id } }",
+    ] {
+        let (status, body) = app.post(&outsider, query, json!({})).await;
+        assert_eq!(status, 403, "{query}: {body}");
+        assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+        assert!(body["data"].is_null(), "{body}");
+    }
+    let names = app
+        .ok(&org.owner, "{ workspaces { name } }", json!({}))
+        .await;
+    assert_eq!(names["workspaces"], json!([{"name": "Support"}]));
+}
+
+#[tokio::test]
+async fn operations_other_than_viewer_and_create_organization_need_an_organization() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let mut no_org = org.owner.clone();
+    no_org.org = None;
+    for query in [
+        "{ organization { id } }",
+        "{ tickets { totalCount } }",
+        "{ workspaces { id } }",
+        "{ members { totalCount } }",
+        "mutation { createWorkspace(input: {name: \"Elsewhere\"}) { id } }",
+    ] {
+        assert_eq!(
+            app.err(&no_org, query, json!({})).await,
+            "FORBIDDEN",
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_removed_by_the_owner_is_refused_on_their_very_next_request() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let agent = org.agent.clone();
+    let data = app
+        .ok(
+            &agent,
+            "{ viewer { role } tickets { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["viewer"]["role"], "AGENT");
+
+    let removed = app
+        .ok(
+            &org.owner,
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({"u": agent.user_id}),
+        )
+        .await;
+    assert_eq!(removed["removeMember"], agent.user_id.unwrap().to_string());
+
+    let (status, body) = app
+        .post(&agent, "{ tickets { totalCount } }", json!({}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"));
+    let (status, body) = app
+        .post(
+            &agent,
+            "mutation($t: ID!) { addComment(input: {ticketId: $t, body: \"still here?\"}) { id } }",
+            json!({"t": org.ticket}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"));
+
+    let after = app
+        .ok(
+            &org.owner,
+            "query($t: ID!) { ticket(id: $t) { commentCount } members { totalCount } }",
+            json!({"t": org.ticket}),
+        )
+        .await;
+    assert_eq!(after["ticket"]["commentCount"], 1);
+    assert_eq!(after["members"]["totalCount"], 3);
+    // Without an organization the former member is still a user.
+    let mut no_org = agent.clone();
+    no_org.org = None;
+    let data = app
+        .ok(
+            &no_org,
+            "{ viewer { role organization { id } } organizations { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["organizations"], json!([]));
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_is_refused_on_its_next_request_and_an_unknown_key_always() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let query = "{ tickets { totalCount } }";
+    let data = app.ok(&org.agent_key, query, json!({})).await;
+    assert_eq!(data["tickets"]["totalCount"], 1);
+
+    let revoked = app
+        .ok(
+            &org.admin,
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }",
+            json!({"id": org.agent_key_id}),
+        )
+        .await;
+    assert_eq!(revoked["revokeApiKey"]["id"], org.agent_key_id.as_str());
+    assert!(
+        revoked["revokeApiKey"]["revokedAt"].is_string(),
+        "{revoked}"
+    );
+
+    let (status, body) = app.post(&org.agent_key, query, json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
+    assert!(body["data"].is_null());
+    // Naming its organization does not help a revoked key.
+    let (status, _) = app
+        .post(&org.agent_key.clone().in_org(org.id), query, json!({}))
+        .await;
+    assert_eq!(status, 401);
+
+    // The other key of the organization is untouched.
+    let keys = app
+        .ok(&org.admin, "{ apiKeys { id revokedAt } }", json!({}))
+        .await;
+    let revoked_count = keys["apiKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["revokedAt"].is_string())
+        .count();
+    assert_eq!(revoked_count, 1, "{keys}");
+
+    let random = Caller::key(&deskgraph::identity::auth::new_secret("dgk_"));
+    let (status, body) = app.post(&random, query, json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
+    let (status, _) = app
+        .post(&random.clone().in_org(org.id), query, json!({}))
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_brand_new_subject_gets_one_user_row_on_its_first_request() {
+    let app = TestApp::spawn().await;
+    let subject = "auth0|6512f0c0 first-timer";
+    let caller = Caller::user(subject);
+    let admin = app.db.admin().await;
+    let admin = &admin;
+    let count = |n: i64| async move {
+        let row = admin
+            .query_one("select count(*) from users where subject = $1", &[&subject])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), n);
+    };
+    count(0).await;
+
+    let data = app
+        .ok(&caller, "{ viewer { user { id email name } } }", json!({}))
+        .await;
+    let id = data["viewer"]["user"]["id"].as_str().unwrap().to_owned();
+    assert!(Uuid::parse_str(&id).is_ok(), "{id}");
+    assert_eq!(
+        data["viewer"]["user"]["email"],
+        format!("{subject}@people.example")
+    );
+    assert_eq!(data["viewer"]["user"]["name"], subject);
+    count(1).await;
+
+    // The same subject is the same user on later requests.
+    let again = app
+        .ok(&caller, "{ viewer { user { id } } }", json!({}))
+        .await;
+    assert_eq!(again["viewer"]["user"]["id"], id.as_str());
+    count(1).await;
+}
+
+#[tokio::test]
+async fn viewer_works_without_an_organization() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::user("no-org-yet");
+    let (status, body) = app
+        .post(
+            &caller,
+            "{ viewer { user { id } organization { id } role apiKeyId } organizations { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let viewer = &body["data"]["viewer"];
+    assert!(viewer["user"]["id"].is_string(), "{body}");
+    assert!(viewer["organization"].is_null(), "{body}");
+    assert!(viewer["role"].is_null(), "{body}");
+    assert!(viewer["apiKeyId"].is_null(), "{body}");
+    assert_eq!(body["data"]["organizations"], json!([]));
+}
+
+#[tokio::test]
+async fn create_organization_works_without_an_organization_and_makes_the_caller_owner() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::user("founder");
+    let user_id = app.user_id(&caller).await;
+    let data = app
+        .ok(
+            &caller,
+            "mutation { createOrganization(input: {name: \"Initech\", slug: \"initech\"}) { id name slug } }",
+            json!({}),
+        )
+        .await;
+    let org = &data["createOrganization"];
+    assert_eq!(org["name"], "Initech");
+    assert_eq!(org["slug"], "initech");
+    let org_id: Uuid = org["id"].as_str().unwrap().parse().unwrap();
+
+    let in_org = caller.clone().in_org(org_id);
+    let data = app
+        .ok(
+            &in_org,
+            "{ viewer { role user { id } organization { id slug } } members { totalCount edges { node { role user { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["viewer"]["role"], "OWNER");
+    assert_eq!(data["viewer"]["organization"]["id"], org_id.to_string());
+    assert_eq!(data["viewer"]["organization"]["slug"], "initech");
+    assert_eq!(data["members"]["totalCount"], 1);
+    assert_eq!(data["members"]["edges"][0]["node"]["role"], "OWNER");
+    assert_eq!(
+        data["members"]["edges"][0]["node"]["user"]["id"],
+        user_id.to_string()
+    );
+    // As owner, the founder can write at once.
+    app.ok(
+        &in_org,
+        "mutation { createWorkspace(input: {name: \"Front desk\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    // Without the header the founder still has no organization chosen.
+    let data = app
+        .ok(
+            &caller,
+            "{ viewer { role } organizations { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(data["viewer"]["role"].is_null());
+    assert_eq!(data["organizations"], json!([{"id": org_id.to_string()}]));
+}
+
+#[tokio::test]
+async fn an_api_key_cannot_create_an_organization() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let code = app
+        .err(
+            &org.agent_key,
+            "mutation { createOrganization(input: {name: \"Keyed\", slug: \"keyed\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+}
+
+async fn invite(app: &TestApp, by: &Caller, email: &str, role: &str) -> (u16, Value) {
+    app.post(
+        by,
+        "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { token invitation { id email role } } }",
+        json!({"i": {"email": email, "role": role}}),
+    )
+    .await
+}
+
+const ACCEPT: &str =
+    "mutation($t: String!) { acceptInvitation(token: $t) { role organization { id slug } } }";
+
+#[tokio::test]
+async fn an_invitation_token_makes_a_new_user_a_member_with_its_role_exactly_once() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let (status, body) = invite(&app, &org.admin, "New.Hire@Example.com", "AGENT").await;
+    assert_eq!(status, 200, "{body}");
+    let created = &body["data"]["inviteMember"];
+    assert_eq!(created["invitation"]["role"], "AGENT");
+    assert_eq!(created["invitation"]["email"], "new.hire@example.com");
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(!token.is_empty());
+
+    let pending = app
+        .ok(&org.admin, "{ invitations { id } }", json!({}))
+        .await;
+    assert_eq!(pending["invitations"].as_array().unwrap().len(), 1);
+
+    let hire = Caller::user("new-hire");
+    let data = app.ok(&hire, ACCEPT, json!({"t": token})).await;
+    assert_eq!(data["acceptInvitation"]["role"], "AGENT");
+    assert_eq!(
+        data["acceptInvitation"]["organization"]["id"],
+        org.id.to_string()
+    );
+    assert_eq!(
+        data["acceptInvitation"]["organization"]["slug"],
+        org.slug.as_str()
+    );
+
+    let hire_in_org = hire.clone().in_org(org.id);
+    let data = app
+        .ok(
+            &hire_in_org,
+            "{ viewer { role } tickets { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["viewer"]["role"], "AGENT");
+    assert_eq!(data["tickets"]["totalCount"], 1);
+
+    // The token is spent: neither the same user nor anyone else can use it again.
+    assert_eq!(
+        app.err(&hire, ACCEPT, json!({"t": token})).await,
+        "NOT_FOUND"
+    );
+    let latecomer = Caller::user("latecomer");
+    assert_eq!(
+        app.err(&latecomer, ACCEPT, json!({"t": token})).await,
+        "NOT_FOUND"
+    );
+    let (status, _) = app
+        .post(&latecomer.in_org(org.id), "{ viewer { role } }", json!({}))
+        .await;
+    assert_eq!(status, 403);
+    // A made-up token is NOT_FOUND as well.
+    assert_eq!(
+        app.err(&hire, ACCEPT, json!({"t": "dginv_0000"})).await,
+        "NOT_FOUND"
+    );
+
+    let members = app
+        .ok(
+            &org.owner,
+            "{ members { totalCount } invitations { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(members["members"]["totalCount"], 5);
+    assert_eq!(members["invitations"], json!([]));
+}
+
+#[tokio::test]
+async fn an_admin_cannot_invite_an_owner_but_the_owner_can() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let (_, body) = invite(&app, &org.admin, "boss@example.com", "OWNER").await;
+    assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+    let pending = app
+        .ok(&org.owner, "{ invitations { id } }", json!({}))
+        .await;
+    assert_eq!(pending["invitations"], json!([]), "nothing was written");
+
+    let (status, body) = invite(&app, &org.owner, "boss@example.com", "OWNER").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let token = body["data"]["inviteMember"]["token"].as_str().unwrap();
+    let boss = Caller::user("boss");
+    let data = app.ok(&boss, ACCEPT, json!({"t": token})).await;
+    assert_eq!(data["acceptInvitation"]["role"], "OWNER");
+    let data = app
+        .ok(&boss.in_org(org.id), "{ viewer { role } }", json!({}))
+        .await;
+    assert_eq!(data["viewer"]["role"], "OWNER");
+}

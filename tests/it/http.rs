@@ -1,0 +1,484 @@
+//! HTTP surface: health and readiness, security headers and request ids, GraphiQL and its CSP,
+//! queries over GET, CORS, persisted queries for analyst keys, and graceful shutdown.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::common::{Caller, OrgFixture, TestApp, error_code, org_fixture, persisted, send_raw};
+
+fn url(app: &TestApp, path: &str) -> String {
+    format!("{}{path}", app.base)
+}
+
+/// `directive -> sources` of a Content-Security-Policy header.
+fn csp(header: &str) -> HashMap<String, Vec<String>> {
+    header
+        .split(';')
+        .filter_map(|d| {
+            let mut parts = d.split_whitespace();
+            let name = parts.next()?.to_ascii_lowercase();
+            Some((name, parts.map(str::to_owned).collect()))
+        })
+        .collect()
+}
+
+/// Whether the CSP lets `directive` load `url` (absolute https URLs; falls back to default-src).
+fn csp_allows(policy: &HashMap<String, Vec<String>>, directive: &str, url: &str) -> bool {
+    let sources = policy
+        .get(directive)
+        .or_else(|| policy.get("default-src"))
+        .cloned()
+        .unwrap_or_default();
+    let origin = {
+        let parsed = reqwest::Url::parse(url).unwrap();
+        format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap())
+    };
+    sources
+        .iter()
+        .any(|s| s == "*" || s.trim_end_matches('/') == origin || s == "https:")
+}
+
+/// Values of `attr="..."` inside every `<tag ...>` of `html` that matches `filter`.
+fn attributes(html: &str, tag: &str, attr: &str, filter: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut out = vec![];
+    let open = format!("<{tag}");
+    let needle = format!("{attr}=\"");
+    let mut rest = html;
+    while let Some(i) = rest.find(&open) {
+        rest = &rest[i + open.len()..];
+        let end = rest.find('>').unwrap();
+        let element = &rest[..end];
+        if filter(element)
+            && let Some(j) = element.find(&needle)
+        {
+            let value = &element[j + needle.len()..];
+            out.push(value[..value.find('"').unwrap()].to_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_200() {
+    let app = TestApp::spawn().await;
+    let resp = send_raw(app.http.get(url(&app, "/healthz"))).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text, "ok");
+    let resp = send_raw(app.http.get(url(&app, "/readyz"))).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+}
+
+fn assert_api_security_headers(case: &str, resp: &crate::common::RawResponse) {
+    let policy = resp.header("content-security-policy").unwrap_or_default();
+    assert!(
+        policy.contains("default-src 'none'"),
+        "{case}: CSP is {policy:?}"
+    );
+    assert_eq!(
+        resp.header("x-content-type-options"),
+        Some("nosniff"),
+        "{case}"
+    );
+    assert_eq!(resp.header("x-frame-options"), Some("DENY"), "{case}");
+    let id = resp.header("x-request-id").unwrap_or_default();
+    assert!(!id.is_empty(), "{case}: no x-request-id");
+}
+
+#[tokio::test]
+async fn api_responses_carry_security_headers_and_a_request_id() {
+    let app = TestApp::spawn().await;
+    let caller = Caller::user("someone");
+    let ok = send_raw(
+        caller.apply(
+            app.http
+                .post(url(&app, "/graphql"))
+                .json(&json!({"query": "{ viewer { role } }"})),
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_api_security_headers("a successful query", &ok);
+
+    let refused = send_raw(
+        app.http
+            .post(url(&app, "/graphql"))
+            .json(&json!({"query": "{ viewer { role } }"})),
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    assert_api_security_headers("an unauthenticated request", &refused);
+
+    let health = send_raw(app.http.get(url(&app, "/healthz"))).await;
+    assert_api_security_headers("the health check", &health);
+
+    // Each request gets its own id ...
+    assert_ne!(ok.header("x-request-id"), refused.header("x-request-id"));
+    // ... and an incoming id is kept and echoed back.
+    let echoed = send_raw(
+        caller.apply(
+            app.http
+                .post(url(&app, "/graphql"))
+                .header("x-request-id", "trace-4711-abc")
+                .json(&json!({"query": "{ viewer { role } }"})),
+        ),
+    )
+    .await;
+    assert_eq!(echoed.header("x-request-id"), Some("trace-4711-abc"));
+}
+
+#[tokio::test]
+async fn graphiql_is_served_with_a_csp_that_allows_what_it_loads() {
+    let app = TestApp::spawn().await;
+    let resp = send_raw(
+        app.http
+            .get(url(&app, "/graphql"))
+            .header("accept", "text/html"),
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/html"),
+        "{:?}",
+        resp.header("content-type")
+    );
+    assert!(resp.text.to_lowercase().contains("graphiql"));
+    assert!(resp.text.contains("/graphql"), "points at the endpoint");
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+
+    let header = resp.header("content-security-policy").unwrap();
+    let policy = csp(header);
+    let script_src = policy.get("script-src").cloned().unwrap_or_default();
+    assert!(
+        script_src.iter().any(|s| s.contains("unpkg.com")),
+        "script-src must allow unpkg: {header}"
+    );
+    // Every script, stylesheet and icon it references is allowed.
+    let scripts = attributes(&resp.text, "script", "src", |_| true);
+    assert!(!scripts.is_empty());
+    for src in &scripts {
+        assert!(
+            csp_allows(&policy, "script-src", src),
+            "{src} blocked by {header}"
+        );
+    }
+    let styles = attributes(&resp.text, "link", "href", |e| e.contains("stylesheet"));
+    assert!(!styles.is_empty());
+    for href in &styles {
+        assert!(
+            csp_allows(&policy, "style-src", href),
+            "{href} blocked by {header}"
+        );
+    }
+    for href in attributes(&resp.text, "link", "href", |e| e.contains("icon")) {
+        assert!(
+            csp_allows(&policy, "img-src", &href),
+            "{href} blocked by {header}"
+        );
+    }
+    // Inline bootstrapping script and style need 'unsafe-inline'.
+    if resp.text.contains("<script>") {
+        assert!(
+            script_src.iter().any(|s| s == "'unsafe-inline'"),
+            "{header}"
+        );
+    }
+    if resp.text.contains("<style>") {
+        let style_src = policy.get("style-src").cloned().unwrap_or_default();
+        assert!(style_src.iter().any(|s| s == "'unsafe-inline'"), "{header}");
+    }
+    // It talks to this server.
+    let connect = policy.get("connect-src").cloned().unwrap_or_default();
+    assert!(connect.iter().any(|s| s == "'self'"), "{header}");
+}
+
+#[tokio::test]
+async fn a_query_sent_with_get_and_a_bearer_token_executes() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let resp = send_raw(
+        org.owner.apply(
+            app.http
+                .get(url(&app, "/graphql"))
+                .query(&[("query", "{viewer{role}}")]),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json(), json!({"data": {"viewer": {"role": "OWNER"}}}));
+    assert!(
+        resp.header("content-security-policy")
+            .unwrap_or_default()
+            .contains("default-src 'none'"),
+        "a GET API response gets the strict CSP"
+    );
+
+    // With variables and without credentials.
+    let resp = send_raw(
+        org.viewer
+            .apply(app.http.get(url(&app, "/graphql")).query(&[
+                ("query", "query($t: ID!) { ticket(id: $t) { id } }"),
+                ("variables", &json!({"t": org.ticket}).to_string()),
+            ])),
+    )
+    .await;
+    assert_eq!(resp.json()["data"]["ticket"]["id"], org.ticket.as_str());
+    let resp = send_raw(
+        app.http
+            .get(url(&app, "/graphql"))
+            .query(&[("query", "{viewer{role}}")]),
+    )
+    .await;
+    assert_eq!(resp.status, 401);
+    assert_eq!(error_code(&resp.json()).as_deref(), Some("UNAUTHENTICATED"));
+}
+
+#[tokio::test]
+async fn cors_preflight_is_allowed_for_the_configured_origin_only() {
+    let app = TestApp::spawn().await;
+    let preflight = |origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, url(&app, "/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,x-org-id",
+            )
+    };
+    let allowed = send_raw(preflight("https://desk.example")).await;
+    assert!(
+        (200..300).contains(&allowed.status),
+        "{} {}",
+        allowed.status,
+        allowed.text
+    );
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://desk.example")
+    );
+    let methods = allowed
+        .header("access-control-allow-methods")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = allowed
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in ["authorization", "content-type", "x-org-id"] {
+        assert!(headers.contains(h), "{h} not in {headers}");
+    }
+
+    let foreign = send_raw(preflight("https://evil.example")).await;
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+
+    // An actual request from the configured origin may read the response and its request id.
+    let caller = Caller::user("browser-user");
+    let resp = send_raw(
+        caller.apply(
+            app.http
+                .post(url(&app, "/graphql"))
+                .header("origin", "https://desk.example")
+                .json(&json!({"query": "{ viewer { role } }"})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        resp.header("access-control-allow-origin"),
+        Some("https://desk.example")
+    );
+    assert!(
+        resp.header("access-control-expose-headers")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .contains("x-request-id")
+    );
+    let resp = send_raw(
+        caller.apply(
+            app.http
+                .post(url(&app, "/graphql"))
+                .header("origin", "https://evil.example")
+                .json(&json!({"query": "{ viewer { role } }"})),
+        ),
+    )
+    .await;
+    assert_eq!(resp.header("access-control-allow-origin"), None);
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn ticket_ids(data: &Value) -> Vec<String> {
+    data["tickets"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn post_body(app: &TestApp, caller: &Caller, body: Value) -> (u16, Value) {
+    let resp = send_raw(caller.apply(app.http.post(url(app, "/graphql")).json(&body))).await;
+    let json = resp.json();
+    (resp.status, json)
+}
+
+async fn two_orgs(app: &TestApp) -> (OrgFixture, OrgFixture) {
+    (
+        org_fixture(app, "acme").await,
+        org_fixture(app, "globex").await,
+    )
+}
+
+#[tokio::test]
+async fn the_analyst_key_runs_the_registered_export_by_text_and_by_hash() {
+    let app = TestApp::spawn().await;
+    let (a, b) = two_orgs(&app).await;
+    let text = persisted("tickets_export");
+    let hash = sha256_hex(text);
+
+    // By text.
+    let by_text = app.ok(&a.analyst_key, text, json!({"first": 50})).await;
+    assert_eq!(by_text["tickets"]["totalCount"], 1);
+    assert_eq!(ticket_ids(&by_text), vec![a.ticket.clone()]);
+    assert_eq!(
+        by_text["tickets"]["edges"][0]["node"]["workspace"]["id"],
+        a.workspace.as_str()
+    );
+
+    // By hash, with an empty query (POST).
+    let pq = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    let (status, by_hash) = post_body(
+        &app,
+        &a.analyst_key,
+        json!({"query": "", "variables": {"first": 50}, "extensions": pq}),
+    )
+    .await;
+    assert_eq!(status, 200, "{by_hash}");
+    assert!(by_hash.get("errors").is_none(), "{by_hash}");
+    assert_eq!(by_hash["data"], by_text);
+
+    // By hash over GET, without a query parameter.
+    let resp = send_raw(
+        a.analyst_key
+            .apply(app.http.get(url(&app, "/graphql")).query(&[
+                ("extensions", pq.to_string()),
+                ("variables", json!({"first": 50}).to_string()),
+            ])),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json()["data"], by_text);
+
+    // The hash may be sent together with its exact text, too.
+    let (_, both) = post_body(
+        &app,
+        &a.analyst_key,
+        json!({"query": text, "variables": {"first": 50}, "extensions": pq}),
+    )
+    .await;
+    assert_eq!(both["data"], by_text);
+
+    // The other organization's analyst key sees its own tickets only.
+    let other = app.ok(&b.analyst_key, text, json!({"first": 50})).await;
+    assert_eq!(ticket_ids(&other), vec![b.ticket.clone()]);
+
+    // The second registered document runs too.
+    let ws = app
+        .ok(&a.analyst_key, persisted("workspaces"), json!({}))
+        .await;
+    assert_eq!(ws["organization"]["slug"], "acme");
+}
+
+#[tokio::test]
+async fn the_analyst_key_may_not_send_free_text_queries_or_mutations() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    for query in [
+        "{ tickets { totalCount } }",
+        "{ viewer { role } }",
+        // The registered text with a single character changed is no longer registered.
+        &persisted("tickets_export").replacen("totalCount", "totalCount ", 1),
+        "mutation($ws: ID!) { createTicket(input: {workspaceId: $ws, title: \"x\"}) { id } }",
+    ] {
+        let (status, body) = app
+            .post(&org.analyst_key, query, json!({"ws": org.workspace}))
+            .await;
+        assert_eq!(status, 403, "{query}: {body}");
+        assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+        assert!(body["data"].is_null());
+    }
+    let data = app
+        .ok(&org.owner, "{ tickets { totalCount } }", json!({}))
+        .await;
+    assert_eq!(data["tickets"]["totalCount"], 1);
+}
+
+#[tokio::test]
+async fn unknown_and_mismatching_persisted_query_hashes_are_refused() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let unknown = json!({"persistedQuery": {"version": 1, "sha256Hash": "0".repeat(64)}});
+    for caller in [&org.analyst_key, &org.owner] {
+        let (_, body) = post_body(&app, caller, json!({"query": "", "extensions": unknown})).await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("PERSISTED_QUERY_NOT_FOUND"),
+            "{body}"
+        );
+        assert!(body["data"].is_null());
+    }
+
+    let hash = sha256_hex(persisted("tickets_export"));
+    let mismatch = json!({
+        "query": "{ viewer { role } }",
+        "extensions": {"persistedQuery": {"version": 1, "sha256Hash": hash}},
+    });
+    let (_, body) = post_body(&app, &org.analyst_key, mismatch).await;
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{body}"
+    );
+    assert!(body["data"].is_null());
+
+    // A persistedQuery extension without a hash is bad input as well.
+    let (_, body) = post_body(
+        &app,
+        &org.analyst_key,
+        json!({"query": "", "extensions": {"persistedQuery": {"version": 1}}}),
+    )
+    .await;
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_stops_the_server_and_frees_the_port() {
+    let mut app = TestApp::spawn().await;
+    let resp = send_raw(app.http.get(url(&app, "/healthz"))).await;
+    assert_eq!(resp.status, 200);
+    let server = app.server.take().unwrap();
+    let addr = server.addr;
+    server.stop().await.unwrap();
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(
+        refused.is_err(),
+        "the port still accepts connections after shutdown"
+    );
+    assert!(
+        reqwest::Client::new()
+            .get(url(&app, "/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+}
