@@ -16,6 +16,21 @@ pub struct PrivateCluster {
     pub data_dir: PathBuf,
     pub admin_url: String,
     pub runtime_url: String,
+    pg_ctl: PathBuf,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    /// Stops the cluster (fast shutdown); the data stays for the next demo.
+    pub fn stop(&self) {
+        let mut stop = command(&self.pg_ctl, self.as_postgres);
+        stop.arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "stop"]);
+        if let Err(err) = run(&mut stop, "pg_ctl stop") {
+            tracing::warn!(error = %err, "could not stop the private PostgreSQL cluster");
+        }
+    }
 }
 
 /// Returns `None` when the configured server answers, or the private cluster it started.
@@ -72,8 +87,10 @@ pub async fn ensure_postgres(
         ))
         .args(["-w", "start"]);
     // Already running from an earlier demo is fine.
-    let _ = start.status();
+    let _ = start.output();
     Ok(Some(PrivateCluster {
+        pg_ctl: bin.join("pg_ctl"),
+        as_postgres,
         data_dir,
         admin_url: format!("postgres://postgres@127.0.0.1:{PRIVATE_PORT}/deskgraph"),
         runtime_url: format!("postgres://deskgraph_app@127.0.0.1:{PRIVATE_PORT}/deskgraph"),

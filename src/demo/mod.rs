@@ -202,22 +202,32 @@ fn demo_secret(dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-pub async fn run(
-    mut db: DbConfig,
-    mut server: ServerConfig,
-    data_dir: &Path,
-) -> anyhow::Result<()> {
+pub async fn run(mut db: DbConfig, server: ServerConfig, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
-    if let Some(private) = cluster::ensure_postgres(&db.database_admin_url, &data_dir).await? {
+    let private = cluster::ensure_postgres(&db.database_admin_url, &data_dir).await?;
+    if let Some(private) = &private {
         println!(
             "No PostgreSQL answered at DATABASE_ADMIN_URL; started a private cluster in {}",
             private.data_dir.display()
         );
-        db.database_admin_url = private.admin_url;
-        db.database_url = private.runtime_url;
+        db.database_admin_url = private.admin_url.clone();
+        db.database_url = private.runtime_url.clone();
     }
+    let result = migrate_seed_and_serve(db, server, &data_dir).await;
+    // A cluster this demo started stops with it; its data stays for the next run.
+    if let Some(private) = &private {
+        private.stop();
+    }
+    result
+}
+
+async fn migrate_seed_and_serve(
+    db: DbConfig,
+    mut server: ServerConfig,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     let report = migrate::run(&db).await?;
     println!(
         "Database ready (migrations applied: {}).",
@@ -229,7 +239,7 @@ pub async fn run(
     );
 
     if server.jwt_secret.is_empty() {
-        server.jwt_secret = demo_secret(&data_dir)?;
+        server.jwt_secret = demo_secret(data_dir)?;
     }
     let state = build_state(&db, &server).await?;
     let seeded = seed(&state.engine.pool).await?;
