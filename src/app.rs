@@ -16,14 +16,27 @@ use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::{Limits, build_schema};
 use crate::http::{self, AppState};
 use crate::identity::auth::JwtVerifier;
+use crate::identity::jwks::Jwks;
 
 /// Builds the shared state, refusing (fail closed) when the runtime role could bypass RLS.
 pub async fn build_state(db_cfg: &DbConfig, cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
     let pool = db::runtime_pool(db_cfg)?;
     db::safety::check_runtime_role(&pool).await?;
     let persisted = PersistedQueries::load(Path::new(&cfg.persisted_dir))?;
-    if cfg.jwt_secret.is_empty() {
-        tracing::warn!("DESKGRAPH_JWT_SECRET is unset: only API keys can authenticate");
+    let mut verifier = JwtVerifier::new(&cfg.jwt_secret, &cfg.jwt_issuer, &cfg.jwt_audience);
+    if !cfg.jwks_url.is_empty() {
+        let jwks = Jwks::new(&cfg.jwks_url)?;
+        // Warm the cache; an identity provider that is down now must not keep the API from starting
+        // (API keys and HS256 tokens still work, and keys are fetched again on demand).
+        if let Err(err) = jwks.refresh().await {
+            tracing::warn!(error = format!("{err:#}"), "JWKS not reachable at start-up");
+        }
+        verifier = verifier.with_jwks(jwks);
+    }
+    if cfg.jwt_secret.is_empty() && cfg.jwks_url.is_empty() {
+        tracing::warn!(
+            "neither DESKGRAPH_JWT_SECRET nor DESKGRAPH_JWKS_URL is set: only API keys can authenticate"
+        );
     }
     Ok(Arc::new(AppState {
         engine: Engine {
@@ -37,7 +50,7 @@ pub async fn build_state(db_cfg: &DbConfig, cfg: &ServerConfig) -> anyhow::Resul
             persisted,
             statement_timeout_ms: db_cfg.statement_timeout_ms,
         },
-        verifier: JwtVerifier::new(&cfg.jwt_secret, &cfg.jwt_issuer, &cfg.jwt_audience),
+        verifier,
         max_body_bytes: cfg.max_body_bytes,
     }))
 }

@@ -62,6 +62,11 @@ pub struct ServerConfig {
     )]
     pub jwt_secret: String,
 
+    /// JWKS endpoint of an external identity provider (e.g. `https://idp.example/.well-known/jwks.json`):
+    /// tokens signed with its RS256/ES256/EdDSA keys are accepted. Off when empty.
+    #[arg(long, env = "DESKGRAPH_JWKS_URL", default_value = "")]
+    pub jwks_url: String,
+
     /// Expected `iss` claim of JWTs; not checked when empty.
     #[arg(long, env = "DESKGRAPH_JWT_ISSUER", default_value = "")]
     pub jwt_issuer: String,

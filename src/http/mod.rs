@@ -134,7 +134,9 @@ async fn run(
         &state.verifier,
         header_str(headers, "authorization"),
         header_str(headers, "x-org-id"),
-    ) {
+    )
+    .await
+    {
         Ok(c) => c,
         Err(err) => return graphql_error_response(&err),
     };

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::Credentials;
 use crate::error::{AppError, AppResult};
+use crate::identity::jwks::{self, Jwks};
 
 /// Prefix of every API key secret; tells keys and JWTs apart and makes leaked keys greppable.
 pub const API_KEY_PREFIX: &str = "dgk_";
@@ -37,50 +38,97 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
-/// Verifies JWTs. HS256 with a shared secret.
-#[derive(Clone)]
+/// Verifies JWTs: HS256 with a shared secret (development, simple deployments), and RS256/ES256/…
+/// with the public keys of an identity provider's JWKS.
 pub struct JwtVerifier {
-    key: Option<DecodingKey>,
-    validation: Validation,
+    secret: Option<DecodingKey>,
+    jwks: Option<Jwks>,
+    issuer: String,
+    audience: String,
+}
+
+fn unauthenticated(err: &jsonwebtoken::errors::Error) -> AppError {
+    use jsonwebtoken::errors::ErrorKind;
+    let why = match err.kind() {
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::InvalidSignature => "token signature is invalid",
+        ErrorKind::InvalidIssuer => "token issuer is not accepted",
+        ErrorKind::InvalidAudience => "token audience is not accepted",
+        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
+        ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
+        _ => "token is malformed",
+    };
+    AppError::Unauthenticated(why.into())
 }
 
 impl JwtVerifier {
     pub fn new(secret: &str, issuer: &str, audience: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        if !issuer.is_empty() {
-            validation.set_issuer(&[issuer]);
+        Self {
+            secret: (!secret.is_empty()).then(|| DecodingKey::from_secret(secret.as_bytes())),
+            jwks: None,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
         }
-        if audience.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&[audience]);
-        }
-        let key = (!secret.is_empty()).then(|| DecodingKey::from_secret(secret.as_bytes()));
-        Self { key, validation }
     }
 
-    pub fn verify(&self, token: &str) -> AppResult<Claims> {
-        let key = self.key.as_ref().ok_or_else(|| {
-            AppError::Unauthenticated(
-                "this server accepts no JWTs (DESKGRAPH_JWT_SECRET is unset)".into(),
-            )
-        })?;
-        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+    /// Also accepts tokens signed by the keys published at `jwks_url`.
+    pub fn with_jwks(mut self, jwks: Jwks) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    pub fn jwks(&self) -> Option<&Jwks> {
+        self.jwks.as_ref()
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if !self.issuer.is_empty() {
+            validation.set_issuer(&[&self.issuer]);
+        }
+        if self.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&[&self.audience]);
+        }
+        validation
+    }
+
+    pub async fn verify(&self, token: &str) -> AppResult<Claims> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| unauthenticated(&e))?;
+        let (key, algorithm) = if header.alg == Algorithm::HS256 {
+            let key = self.secret.clone().ok_or_else(|| {
+                AppError::Unauthenticated(
+                    "this server accepts no HS256 tokens (DESKGRAPH_JWT_SECRET is unset)".into(),
+                )
+            })?;
+            (key, Algorithm::HS256)
+        } else if jwks::ACCEPTED.contains(&header.alg) {
+            let jwks = self.jwks.as_ref().ok_or_else(|| {
+                AppError::Unauthenticated(
+                    "this server accepts no signed-by-key tokens (DESKGRAPH_JWKS_URL is unset)"
+                        .into(),
+                )
+            })?;
+            let (key, declared) = jwks.key(header.kid.as_deref()).await.ok_or_else(|| {
+                AppError::Unauthenticated("token is signed by an unknown key".into())
+            })?;
+            if declared.is_some_and(|alg| alg != header.alg) {
+                return Err(AppError::Unauthenticated(
+                    "token algorithm does not match its key".into(),
+                ));
+            }
+            (key, header.alg)
+        } else {
+            return Err(AppError::Unauthenticated(
+                "token algorithm is not accepted".into(),
+            ));
+        };
+        jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
             .map(|data| data.claims)
-            .map_err(|err| {
-                use jsonwebtoken::errors::ErrorKind;
-                let why = match err.kind() {
-                    ErrorKind::ExpiredSignature => "token expired",
-                    ErrorKind::InvalidSignature => "token signature is invalid",
-                    ErrorKind::InvalidIssuer => "token issuer is not accepted",
-                    ErrorKind::InvalidAudience => "token audience is not accepted",
-                    ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                    _ => "token is malformed",
-                };
-                AppError::Unauthenticated(why.into())
-            })
+            .map_err(|e| unauthenticated(&e))
     }
 }
 
@@ -125,7 +173,7 @@ pub fn new_secret(prefix: &str) -> String {
 }
 
 /// Parses the `Authorization` and `x-org-id` headers into credentials.
-pub fn credentials_from_headers(
+pub async fn credentials_from_headers(
     verifier: &JwtVerifier,
     authorization: Option<&str>,
     org_header: Option<&str>,
@@ -155,7 +203,7 @@ pub fn credentials_from_headers(
             org_id,
         });
     }
-    let claims = verifier.verify(token)?;
+    let claims = verifier.verify(token).await?;
     let org_id = match org_header {
         Some(raw) => Some(parse_org(raw)?),
         None => claims.org_id.as_deref().map(parse_org).transpose()?,
@@ -178,8 +226,8 @@ mod tests {
         JwtVerifier::new(SECRET, "", "")
     }
 
-    #[test]
-    fn a_minted_token_verifies_with_its_claims() {
+    #[tokio::test]
+    async fn a_minted_token_verifies_with_its_claims() {
         let org = Uuid::new_v4();
         let token = mint_token(
             SECRET,
@@ -190,8 +238,9 @@ mod tests {
             60,
         )
         .unwrap();
-        let creds =
-            credentials_from_headers(&verifier(), Some(&format!("Bearer {token}")), None).unwrap();
+        let creds = credentials_from_headers(&verifier(), Some(&format!("Bearer {token}")), None)
+            .await
+            .unwrap();
         match creds {
             Credentials::User {
                 subject,
@@ -207,8 +256,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_org_header_wins_over_the_claim() {
+    #[tokio::test]
+    async fn the_org_header_wins_over_the_claim() {
         let (claim_org, header_org) = (Uuid::new_v4(), Uuid::new_v4());
         let token = mint_token(SECRET, "u", None, None, Some(claim_org), 60).unwrap();
         let creds = credentials_from_headers(
@@ -216,12 +265,13 @@ mod tests {
             Some(&format!("Bearer {token}")),
             Some(&header_org.to_string()),
         )
+        .await
         .unwrap();
         assert!(matches!(creds, Credentials::User { org_id: Some(o), .. } if o == header_org));
     }
 
-    #[test]
-    fn wrong_signature_missing_and_malformed_tokens_are_unauthenticated() {
+    #[tokio::test]
+    async fn wrong_signature_missing_and_malformed_tokens_are_unauthenticated() {
         let forged = mint_token("another-secret", "u", None, None, None, 60).unwrap();
         for header in [
             None,
@@ -229,7 +279,9 @@ mod tests {
             Some("Bearer not-a-jwt".to_owned()),
             Some(format!("Bearer {forged}")),
         ] {
-            let err = credentials_from_headers(&verifier(), header.as_deref(), None).unwrap_err();
+            let err = credentials_from_headers(&verifier(), header.as_deref(), None)
+                .await
+                .unwrap_err();
             assert!(
                 matches!(err, AppError::Unauthenticated(_)),
                 "{header:?}: {err:?}"
@@ -237,20 +289,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_invalid_org_header_is_bad_input() {
+    #[tokio::test]
+    async fn an_invalid_org_header_is_bad_input() {
         let token = mint_token(SECRET, "u", None, None, None, 60).unwrap();
         let err =
             credentials_from_headers(&verifier(), Some(&format!("Bearer {token}")), Some("acme"))
+                .await
                 .unwrap_err();
         assert!(matches!(err, AppError::BadInput { .. }));
     }
 
-    #[test]
-    fn api_keys_are_recognised_by_prefix_and_hashed() {
+    #[tokio::test]
+    async fn api_keys_are_recognised_by_prefix_and_hashed() {
         let key = new_secret(API_KEY_PREFIX);
-        let creds =
-            credentials_from_headers(&verifier(), Some(&format!("Bearer {key}")), None).unwrap();
+        let creds = credentials_from_headers(&verifier(), Some(&format!("Bearer {key}")), None)
+            .await
+            .unwrap();
         assert!(
             matches!(creds, Credentials::ApiKey { secret_hash, org_id: None } if secret_hash == hash_secret(&key))
         );

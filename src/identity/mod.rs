@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod graphql;
+pub mod jwks;
 pub mod repo;
 
 use std::fmt;

@@ -211,6 +211,7 @@ pub fn server_config() -> ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: TEST_SECRET.into(),
         jwt_issuer: String::new(),
+        jwks_url: String::new(),
         jwt_audience: String::new(),
         cors_origins: "https://desk.example".into(),
         max_body_bytes: 1_048_576,

@@ -14,6 +14,7 @@ mod bad_input;
 mod catalog;
 mod http;
 mod isolation;
+mod jwks;
 mod limits;
 mod migrate;
 mod n_plus_one;
