@@ -100,6 +100,11 @@ pub struct ServerConfig {
     )]
     pub persisted_dir: String,
 
+    /// GraphQL operations per organization and minute on one server instance (bursts of as many);
+    /// 0 turns the limit off. Callers without an organization are limited per user.
+    #[arg(long, env = "DESKGRAPH_RATE_LIMIT_PER_MINUTE", default_value_t = 1_200)]
+    pub rate_limit_per_minute: u32,
+
     /// Seconds to wait for in-flight requests on shutdown (SIGTERM / Ctrl-C).
     #[arg(long, env = "DESKGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,

@@ -34,6 +34,8 @@ pub enum AppError {
     },
     #[error("persisted query not found")]
     PersistedQueryNotFound,
+    #[error("too many requests for this organization; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The cause is kept for the logs (shared, so the error can be cloned into every field that
     /// waited on the same failed batch).
     #[error("internal error")]
@@ -68,6 +70,7 @@ impl AppError {
             Self::NotFound(_) => codes::NOT_FOUND,
             Self::BadInput { .. } => codes::BAD_USER_INPUT,
             Self::PersistedQueryNotFound => codes::PERSISTED_QUERY_NOT_FOUND,
+            Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Internal(_) => codes::INTERNAL,
         }
     }
@@ -79,6 +82,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::PersistedQueryNotFound => StatusCode::NOT_FOUND,
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,6 +178,13 @@ mod tests {
                 AppError::PersistedQueryNotFound,
                 codes::PERSISTED_QUERY_NOT_FOUND,
                 404,
+            ),
+            (
+                AppError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                codes::RATE_LIMITED,
+                429,
             ),
             (
                 AppError::from(anyhow::anyhow!("boom")),

@@ -11,5 +11,6 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod ratelimit;
 pub mod support;
 pub mod telemetry;

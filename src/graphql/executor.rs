@@ -16,6 +16,7 @@ use crate::error::{AppError, codes};
 use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::{DeskSchema, Session};
 use crate::identity::Role;
+use crate::ratelimit::OrgRateLimiter;
 use crate::support::loaders::desk_loader;
 
 /// Everything needed to execute operations; shared by the HTTP handlers and tests.
@@ -25,6 +26,7 @@ pub struct Engine {
     pub authz: Arc<Authz>,
     pub persisted: PersistedQueries,
     pub statement_timeout_ms: u64,
+    pub rate_limiter: OrgRateLimiter,
 }
 
 /// The result of one operation, with what it cost.
@@ -34,6 +36,8 @@ pub struct Outcome {
     pub status: StatusCode,
     /// SQL statements sent, including BEGIN, the context and COMMIT/ROLLBACK.
     pub statements: usize,
+    /// Seconds to wait before retrying, for a rate-limited request (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl Outcome {
@@ -43,6 +47,10 @@ impl Outcome {
             response: Response::from_errors(vec![err.to_server_error()]),
             status: err.http_status(),
             statements: 0,
+            retry_after: match err {
+                AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+                _ => None,
+            },
         }
     }
 }
@@ -123,6 +131,7 @@ impl Engine {
                     response: Response::from_errors(vec![err]),
                     status: StatusCode::OK,
                     statements: 0,
+                    retry_after: None,
                 };
             }
         };
@@ -169,6 +178,12 @@ impl Engine {
                         .allows(Role::Analyst, Object::PersistedQuery, "run")))
             .then(|| AppError::forbidden("analyst keys may only run registered persisted queries"))
         });
+        // Budgets are per organization (per user or key when acting without one), counted once the
+        // caller is known so nobody can spend another organization's budget by naming it.
+        let refused = refused.or_else(|| {
+            let key = ctx.org_id.or(ctx.user_id).or(ctx.api_key_id)?;
+            self.rate_limiter.check(key).err()
+        });
         if let Some(err) = refused {
             let _ = tx.rollback().await;
             return Outcome::failed(&err);
@@ -210,6 +225,7 @@ impl Engine {
             response,
             status: StatusCode::OK,
             statements,
+            retry_after: None,
         }
     }
 }

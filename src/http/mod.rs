@@ -117,7 +117,13 @@ fn graphql_error_response(err: &AppError) -> Response {
 }
 
 fn outcome_response(outcome: Outcome) -> Response {
-    (outcome.status, Json(outcome.response)).into_response()
+    let mut response = (outcome.status, Json(outcome.response)).into_response();
+    if let Some(secs) = outcome.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

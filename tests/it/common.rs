@@ -218,6 +218,7 @@ pub fn server_config() -> ServerConfig {
         max_depth: 15,
         max_complexity: 5_000,
         persisted_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/schema/persisted").into(),
+        rate_limit_per_minute: 0,
         shutdown_grace_secs: 5,
     }
 }

@@ -69,3 +69,41 @@ async fn nested_pages_that_multiply_past_the_complexity_limit_are_refused() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_organization_over_its_rate_limit_gets_429_and_others_do_not() {
+    let mut cfg = crate::common::server_config();
+    cfg.rate_limit_per_minute = 20;
+    let app = TestApp::spawn_with(cfg).await;
+    let a = crate::common::org_fixture(&app, "acme").await;
+    let b = crate::common::org_fixture(&app, "globex").await;
+    // The fixtures spent part of each budget; spend the rest of A's.
+    let mut limited = None;
+    for _ in 0..25 {
+        let resp = a
+            .viewer
+            .apply(app.http.post(format!("{}/graphql", app.base)))
+            .json(&json!({"query": "{ viewer { role } }"}));
+        let raw = crate::common::send_raw(resp).await;
+        if raw.status == 429 {
+            limited = Some(raw);
+            break;
+        }
+        assert_eq!(raw.status, 200, "{}", raw.text);
+    }
+    let raw = limited.expect("A was never rate limited");
+    assert_eq!(
+        crate::common::error_code(&raw.json()).as_deref(),
+        Some("RATE_LIMITED")
+    );
+    let retry: u64 = raw
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    // Every member of A shares the budget; B's is untouched.
+    let (status, _) = app.post(&a.owner, "{ viewer { role } }", json!({})).await;
+    assert_eq!(status, 429);
+    app.ok(&b.viewer, "{ viewer { role } }", json!({})).await;
+}
