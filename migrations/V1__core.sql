@@ -42,7 +42,8 @@ create function app.touch_updated_at() returns trigger
     language plpgsql
     as $$
 begin
-    new.updated_at := now();
+    -- clock_timestamp(): several changes in one transaction keep their order.
+    new.updated_at := clock_timestamp();
     return new;
 end
 $$;
@@ -113,7 +114,9 @@ create table api_keys (
     primary key (org_id, id),
     constraint api_keys_secret_hash_key unique (secret_hash),
     constraint api_keys_name_length check (char_length(name) between 1 and 100),
-    constraint api_keys_role_check check (role in ('admin', 'agent', 'viewer', 'analyst'))
+    -- Keys never administer: member, invitation and key changes need a person (DESIGN §4), so a removed
+    -- admin cannot keep their rights through a key they made.
+    constraint api_keys_role_check check (role in ('agent', 'viewer', 'analyst'))
 );
 
 -- ---------------------------------------------------------------------------------------------------
@@ -147,7 +150,8 @@ create table tickets (
     requester_email text,
     assignee_id uuid,
     created_by uuid references users (id) on delete set null,
-    created_at timestamptz not null default now(),
+    -- clock_timestamp(), not now(): rows created by one transaction keep the order they were made in.
+    created_at timestamptz not null default clock_timestamp(),
     updated_at timestamptz not null default now(),
     resolved_at timestamptz,
     search tsvector generated always as (
@@ -180,7 +184,7 @@ create table ticket_comments (
     api_key_id uuid,
     body text not null,
     internal boolean not null default false,
-    created_at timestamptz not null default now(),
+    created_at timestamptz not null default clock_timestamp(),
     primary key (org_id, id),
     constraint ticket_comments_ticket_fkey foreign key (org_id, ticket_id)
         references tickets (org_id, id) on delete cascade,
@@ -208,8 +212,9 @@ begin
         insert into ticket_counters as c (org_id, last_number) values (new.org_id, 1)
         on conflict (org_id) do update set last_number = c.last_number + 1
         returning c.last_number into new.number;
+        new.updated_at := new.created_at;
     else
-        new.updated_at := now();
+        new.updated_at := clock_timestamp();
         -- org_id and number are identity; moving a ticket between organizations is never allowed.
         if new.org_id <> old.org_id or new.number <> old.number then
             raise exception 'ticket identity is immutable' using errcode = 'check_violation',
@@ -218,7 +223,7 @@ begin
     end if;
     if new.status in ('resolved', 'closed') then
         if tg_op = 'INSERT' or old.status not in ('resolved', 'closed') then
-            new.resolved_at := now();
+            new.resolved_at := clock_timestamp();
         end if;
     else
         new.resolved_at := null;
@@ -241,7 +246,7 @@ create policy organizations_read on organizations for select using (
 create policy organizations_create on organizations for insert
     with check (id = (select app.current_org_id()) and (select app.current_app_role()) = 'owner');
 create policy organizations_update on organizations for update
-    using (id = (select app.current_org_id()) and (select app.current_app_role()) in ('owner', 'admin'))
+    using (id = (select app.current_org_id()) and (select app.current_app_role()) = 'owner')
     with check (id = (select app.current_org_id()));
 
 alter table users enable row level security;
@@ -399,9 +404,10 @@ create function auth_private.authenticate_api_key(p_secret_hash bytea)
     select k.id, k.org_id, k.role from k
 $$;
 
--- Accepts an invitation by the sha256 of its one-time token for the given user. Returns the organization
--- and role, and an outcome: 'accepted', 'already_member', 'invalid' (unknown or used) or 'expired'.
-create function auth_private.accept_invitation(p_token_hash bytea, p_user_id uuid)
+-- Accepts an invitation by the sha256 of its one-time token for the current user (app.user_id; the
+-- token is the capability, as in a team invitation link). Returns the organization and role, and an
+-- outcome: 'accepted', 'already_member', 'invalid' (unknown or used, or no user) or 'expired'.
+create function auth_private.accept_invitation(p_token_hash bytea)
     returns table (org_id uuid, role text, outcome text)
     language plpgsql
     security definer
@@ -410,7 +416,12 @@ create function auth_private.accept_invitation(p_token_hash bytea, p_user_id uui
 declare
     v_inv public.invitations%rowtype;
     v_existing text;
+    p_user_id uuid := app.current_user_id();
 begin
+    if p_user_id is null then
+        return query select null::uuid, null::text, 'invalid'::text;
+        return;
+    end if;
     select * into v_inv from public.invitations i
      where i.token_hash = p_token_hash and i.accepted_at is null
      for update;
@@ -435,6 +446,28 @@ begin
 end
 $$;
 
+-- Whether the current organization may add a user directly by id: the user exists and either belongs to
+-- no organization yet (a newcomer who shared their id), or already shares an organization with the
+-- current user. Anyone else must be invited, so nobody is pulled into an organization, or has their
+-- profile shown to it, without a choice.
+create function auth_private.can_add_member(p_user_id uuid)
+    returns boolean
+    language sql
+    stable
+    security definer
+    set search_path = pg_catalog, pg_temp
+    as $$
+    select exists (select 1 from public.users u where u.id = p_user_id)
+       and (
+            not exists (select 1 from public.memberships m where m.user_id = p_user_id)
+            or exists (
+                select 1 from public.memberships theirs
+                  join public.memberships mine on mine.org_id = theirs.org_id
+                 where theirs.user_id = p_user_id and mine.user_id = app.current_user_id()
+            )
+       )
+$$;
+
 revoke all on all functions in schema auth_private from public;
 
 -- ---------------------------------------------------------------------------------------------------
@@ -443,7 +476,8 @@ grant usage on schema app to deskgraph_api;
 grant usage on schema auth_private to deskgraph_api;
 grant execute on function auth_private.authenticate_user(text, text, text, uuid) to deskgraph_api;
 grant execute on function auth_private.authenticate_api_key(bytea) to deskgraph_api;
-grant execute on function auth_private.accept_invitation(bytea, uuid) to deskgraph_api;
+grant execute on function auth_private.accept_invitation(bytea) to deskgraph_api;
+grant execute on function auth_private.can_add_member(uuid) to deskgraph_api;
 
 grant select, insert, update on organizations to deskgraph_api;
 grant select on users to deskgraph_api;

@@ -117,15 +117,20 @@ const OPEN_AS_API_KEY: &str = "select a.api_key_id, a.org_id, a.role, \
        set_config('statement_timeout', $2, true) \
   from auth_private.authenticate_api_key($1) a";
 
-const OPEN_TRUSTED: &str = "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
-       set_config('app.api_key_id', $3, true), set_config('app.role', $4, true), \
-       set_config('statement_timeout', $5, true)";
-
+/// Sets a context the server vouches for; `$5` is the statement timeout (empty keeps the current one).
 const SET_CONTEXT: &str = "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
-       set_config('app.api_key_id', $3, true), set_config('app.role', $4, true)";
+       set_config('app.api_key_id', $3, true), set_config('app.role', $4, true), \
+       set_config('statement_timeout', coalesce(nullif($5, ''), current_setting('statement_timeout')), true)";
 
-fn opt_text(id: Option<Uuid>) -> String {
-    id.map(|id| id.to_string()).unwrap_or_default()
+/// The text values of a context's settings (empty for unset), in `SET_CONTEXT`'s order.
+fn context_settings(ctx: &TenantContext) -> [String; 4] {
+    let text = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+    [
+        text(ctx.org_id),
+        text(ctx.user_id),
+        text(ctx.api_key_id),
+        ctx.role.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+    ]
 }
 
 impl TenantTx {
@@ -208,12 +213,7 @@ impl TenantTx {
                 }
             }
             Credentials::Trusted(ctx) => {
-                let (org, user, key) = (
-                    opt_text(ctx.org_id),
-                    opt_text(ctx.user_id),
-                    opt_text(ctx.api_key_id),
-                );
-                let role = ctx.role.map(|r| r.as_str().to_owned()).unwrap_or_default();
+                let [org, user, key, role] = context_settings(ctx);
                 let params: [(&(dyn ToSql + Sync), Type); 5] = [
                     (&org, Type::TEXT),
                     (&user, Type::TEXT),
@@ -221,7 +221,7 @@ impl TenantTx {
                     (&role, Type::TEXT),
                     (&timeout, Type::TEXT),
                 ];
-                let open = client.query_typed(OPEN_TRUSTED, &params);
+                let open = client.query_typed(SET_CONTEXT, &params);
                 let (begin, rows, ro) = tokio::join!(begin, open, read_only);
                 begin?;
                 rows?;
@@ -261,13 +261,9 @@ impl TenantTx {
     /// Replaces the tenant context for the rest of the transaction (used when an operation creates an
     /// organization and acts in it). Returns the previous context so it can be restored.
     pub async fn set_context(&self, ctx: TenantContext) -> AppResult<TenantContext> {
-        let (org, user, key) = (
-            opt_text(ctx.org_id),
-            opt_text(ctx.user_id),
-            opt_text(ctx.api_key_id),
-        );
-        let role = ctx.role.map(|r| r.as_str().to_owned()).unwrap_or_default();
-        self.query(SET_CONTEXT, &[&org, &user, &key, &role]).await?;
+        let [org, user, key, role] = context_settings(&ctx);
+        self.query(SET_CONTEXT, &[&org, &user, &key, &role, &""])
+            .await?;
         let mut guard = self
             .context
             .write()

@@ -20,7 +20,8 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
                                and (g.rolsuper or g.rolbypassrls)) as inherits_privilege,
                     array(select c.oid::regclass::text from pg_class c
                            join pg_namespace n on n.oid = c.relnamespace
-                          where n.nspname = 'public' and c.relkind in ('r', 'p')
+                          where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')
+                            and c.relkind in ('r', 'p', 'v', 'm', 'S')
                             and pg_has_role(current_user, c.relowner, 'MEMBER')) as owned_tables
                from pg_roles r where r.rolname = current_user",
             &[],

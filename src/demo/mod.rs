@@ -15,7 +15,8 @@ use uuid::Uuid;
 use crate::app::{Server, build_state};
 use crate::config::{DbConfig, ServerConfig};
 use crate::db::{Access, Credentials, TenantContext, TenantTx, migrate};
-use crate::identity::auth::{API_KEY_PREFIX, hash_secret, mint_token, new_secret};
+use crate::error::AppError;
+use crate::identity::auth::{mint_token, new_secret};
 use crate::identity::{Role, repo as identity_repo};
 use crate::support::repo as support_repo;
 use crate::support::{TicketPriority, TicketStatus};
@@ -100,9 +101,22 @@ pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
             Some(o) => o.id,
             None => {
                 let id = Uuid::now_v7();
-                seed_org(pool, org, id, owner_id, &members, &mut seeded).await?;
-                seeded.created = true;
-                id
+                match seed_org(pool, org, id, owner_id, &members, &mut seeded).await {
+                    Ok(()) => {
+                        seeded.created = true;
+                        id
+                    }
+                    // The slug exists but its seeded owner is no longer in it (ownership moved on):
+                    // the organization is someone's now; leave it as it is.
+                    Err(err) if slug_taken(&err) => {
+                        println!(
+                            "Organization {:?} exists and was changed since it was seeded; leaving it as it is.",
+                            org.slug
+                        );
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                }
             }
         };
         seeded.orgs.insert(org.slug.to_owned(), org_id);
@@ -172,20 +186,41 @@ async fn seed_org(
             .await?;
         }
     }
-    let secret = new_secret(API_KEY_PREFIX);
-    let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 8).collect();
-    identity_repo::insert_api_key(
-        &tx,
-        "Analytics (demo)",
-        Role::Analyst,
-        &prefix,
-        &hash_secret(&secret),
-        Some(owner_id),
-    )
-    .await?;
+    let (_, secret) =
+        identity_repo::create_api_key(&tx, "Analytics (demo)", Role::Analyst, Some(owner_id))
+            .await?;
     tx.commit().await?;
     seeded.analyst_keys.insert(org.slug.to_owned(), secret);
     Ok(())
+}
+
+fn slug_taken(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<AppError>(),
+        Some(AppError::BadInput {
+            field: Some("slug"),
+            ..
+        })
+    )
+}
+
+/// Writes a file only its owner can read (the demo's secrets), appending or replacing.
+fn write_private(path: &Path, text: &str, append: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true);
+    if append {
+        options.append(true);
+    } else {
+        options.truncate(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads the demo's JWT secret from `dir`, creating a random one on first run.
@@ -198,7 +233,7 @@ fn demo_secret(dir: &Path) -> anyhow::Result<String> {
         }
     }
     let secret = new_secret("");
-    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private(&path, &secret, false)?;
     Ok(secret)
 }
 
@@ -250,7 +285,8 @@ async fn migrate_seed_and_serve(
             .iter()
             .map(|(slug, key)| format!("{slug} {key}\n"))
             .collect();
-        std::fs::write(&keys_file, text)?;
+        // Appended: keys of organizations seeded by earlier runs stay listed.
+        write_private(&keys_file, &text, true)?;
     }
     let running = Server::start(state, &server).await?;
     print_welcome(&seeded, &server.jwt_secret, running.addr, &keys_file)?;

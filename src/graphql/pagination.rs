@@ -2,6 +2,7 @@
 //! `PageInfo`. Pages are keyset-paginated on `(sort key, id)`, so they stay stable under inserts.
 
 use async_graphql::SimpleObject;
+use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
@@ -30,7 +31,33 @@ pub struct Cursor {
     pub id: Uuid,
 }
 
+fn invalid_cursor() -> AppError {
+    AppError::invalid_field("after", "after is not a cursor returned by this list")
+}
+
 impl Cursor {
+    /// A cursor on a timestamp (RFC 3339, microseconds: PostgreSQL's precision).
+    pub fn at_time(time: DateTime<Utc>, id: Uuid) -> Self {
+        Self {
+            key: time.to_rfc3339_opts(SecondsFormat::Micros, true),
+            id,
+        }
+    }
+
+    /// The timestamp of a cursor made by [`Cursor::at_time`].
+    pub fn time(&self) -> AppResult<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.key)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| invalid_cursor())
+    }
+
+    /// Decodes an optional `after` holding a timestamp cursor, into the typed pair SQL needs.
+    pub fn decode_time(raw: Option<&str>) -> AppResult<Option<(DateTime<Utc>, Uuid)>> {
+        Self::decode_opt(raw)?
+            .map(|c| Ok((c.time()?, c.id)))
+            .transpose()
+    }
+
     pub fn encode(&self) -> String {
         hex::encode(format!("{}\u{1f}{}", self.id, self.key))
     }
@@ -96,6 +123,24 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn time_cursors_round_trip_and_reject_other_keys() {
+        let now = Utc::now();
+        let c = Cursor::decode(&Cursor::at_time(now, Uuid::nil()).encode()).unwrap();
+        assert_eq!(c.time().unwrap().timestamp_micros(), now.timestamp_micros());
+        let other = Cursor {
+            key: "n:42".into(),
+            id: Uuid::nil(),
+        };
+        assert!(matches!(
+            other.time(),
+            Err(AppError::BadInput {
+                field: Some("after"),
+                ..
+            })
+        ));
     }
 
     #[test]

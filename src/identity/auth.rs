@@ -204,6 +204,11 @@ pub async fn credentials_from_headers(
         });
     }
     let claims = verifier.verify(token).await?;
+    if claims.sub.is_empty() || claims.sub.chars().count() > 255 {
+        return Err(AppError::Unauthenticated(
+            "token subject must be 1 to 255 characters".into(),
+        ));
+    }
     let org_id = match org_header {
         Some(raw) => Some(parse_org(raw)?),
         None => claims.org_id.as_deref().map(parse_org).transpose()?,

@@ -9,7 +9,7 @@ use crate::db::TenantContext;
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
 use crate::graphql::{email_field, parse_id, session, text_field};
-use crate::identity::auth::{API_KEY_PREFIX, hash_secret, new_secret};
+use crate::identity::auth::{hash_secret, new_secret};
 use crate::identity::{Role, repo};
 use crate::support::loaders::{DeskLoader, UserKey};
 
@@ -285,18 +285,10 @@ impl IdentityQuery {
         let s = session(ctx)?;
         s.require(Obj::Member, "read")?;
         let limit = pagination::page_size(first)?;
-        let cursor = Cursor::decode_opt(after.as_deref())?;
-        let rows = repo::members_page(
-            &s.tx,
-            cursor.as_ref().map(|c| (c.key.as_str(), c.id)),
-            limit + 1,
-        )
-        .await?;
-        let (edges, page_info) = pagination::page(rows, limit, cursor.is_some(), |m| Cursor {
-            key: m
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            id: m.user_id,
+        let after = Cursor::decode_time(after.as_deref())?;
+        let rows = repo::members_page(&s.tx, after, limit + 1).await?;
+        let (edges, page_info) = pagination::page(rows, limit, after.is_some(), |m| {
+            Cursor::at_time(m.created_at, m.user_id)
         });
         Ok(MemberConnection {
             edges: edges
@@ -363,7 +355,8 @@ pub struct UpdateMemberRoleInput {
 pub struct CreateApiKeyInput {
     /// What the key is for, 1 to 100 characters.
     pub name: String,
-    /// `ANALYST` for analytics tools (persisted queries only); `VIEWER`, `AGENT` or `ADMIN` for integrations.
+    /// `ANALYST` for analytics tools (persisted queries only); `VIEWER` or `AGENT` for integrations.
+    /// Keys never administer members, invitations or keys.
     pub role: Role,
 }
 
@@ -419,6 +412,8 @@ impl IdentityMutation {
                 role: Some(Role::Owner),
             })
             .await?;
+        // On failure the transaction is aborted: no later statement can run in it, so there is no
+        // context to restore. On success, restore before anything else runs.
         let org = repo::insert_organization(&s.tx, id, &slug, &name, user_id).await?;
         s.tx.set_context(previous).await?;
         tracing::info!(org_id = %id, %slug, "organization created");
@@ -433,6 +428,7 @@ impl IdentityMutation {
     ) -> AppResult<CreatedInvitation> {
         let s = session(ctx)?;
         s.require(Obj::Member, "invite")?;
+        s.user_id()?; // people administer; API keys never do
         let role = member_role("role", input.role)?;
         if role == Role::Owner {
             s.require(Obj::Member, "manage_owner")?;
@@ -458,9 +454,9 @@ impl IdentityMutation {
     /// Accepts an invitation for the signed-in user. Works without an organization chosen.
     async fn accept_invitation(&self, ctx: &Context<'_>, token: String) -> AppResult<Membership> {
         let s = session(ctx)?;
-        let user_id = s.user_id()?;
+        s.user_id()?; // invitations are accepted by people, for themselves
         let (org_id, role) =
-            match repo::accept_invitation(&s.tx, &hash_secret(token.trim()), user_id).await? {
+            match repo::accept_invitation(&s.tx, &hash_secret(token.trim())).await? {
                 repo::Acceptance::Accepted { org_id, role }
                 | repo::Acceptance::AlreadyMember { org_id, role } => (org_id, role),
                 repo::Acceptance::Expired => {
@@ -487,11 +483,16 @@ impl IdentityMutation {
     async fn add_member(&self, ctx: &Context<'_>, input: AddMemberInput) -> AppResult<Member> {
         let s = session(ctx)?;
         s.require(Obj::Member, "add")?;
+        s.user_id()?; // people administer; API keys never do
         let role = member_role("role", input.role)?;
         if role == Role::Owner {
             s.require(Obj::Member, "manage_owner")?;
         }
         let user_id = parse_id("userId", &input.user_id)?;
+        if !repo::can_add_member(&s.tx, user_id).await? {
+            // Unknown, or a member of organizations the caller is not in: same answer, invite them.
+            return Err(AppError::NotFound("user"));
+        }
         repo::insert_member(&s.tx, user_id, role).await?;
         repo::member(&s.tx, user_id)
             .await?
@@ -507,6 +508,7 @@ impl IdentityMutation {
     ) -> AppResult<Member> {
         let s = session(ctx)?;
         s.require(Obj::Member, "update")?;
+        s.user_id()?; // people administer; API keys never do
         let role = member_role("role", input.role)?;
         let user_id = parse_id("userId", &input.user_id)?;
         let owners = repo::lock_owners(&s.tx).await?;
@@ -533,6 +535,7 @@ impl IdentityMutation {
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> AppResult<ID> {
         let s = session(ctx)?;
         s.require(Obj::Member, "remove")?;
+        s.user_id()?; // people administer; API keys never do
         let id = parse_id("userId", &user_id)?;
         let owners = repo::lock_owners(&s.tx).await?;
         let current = repo::member(&s.tx, id)
@@ -561,21 +564,15 @@ impl IdentityMutation {
     ) -> AppResult<CreatedApiKey> {
         let s = session(ctx)?;
         s.require(Obj::ApiKey, "create")?;
+        let user_id = s.user_id()?; // people administer; API keys never do
         let name = text_field("name", &input.name, 1, 100)?;
-        if input.role == Role::Owner {
-            return Err(AppError::invalid_field("role", "API keys cannot be owners"));
+        if !matches!(input.role, Role::Agent | Role::Viewer | Role::Analyst) {
+            return Err(AppError::invalid_field(
+                "role",
+                "API keys are AGENT, VIEWER or ANALYST: administering needs a person",
+            ));
         }
-        let secret = new_secret(API_KEY_PREFIX);
-        let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 8).collect();
-        let row = repo::insert_api_key(
-            &s.tx,
-            &name,
-            input.role,
-            &prefix,
-            &hash_secret(&secret),
-            s.context().user_id,
-        )
-        .await?;
+        let (row, secret) = repo::create_api_key(&s.tx, &name, input.role, Some(user_id)).await?;
         Ok(CreatedApiKey {
             api_key: row.into(),
             secret,
@@ -586,6 +583,7 @@ impl IdentityMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> AppResult<ApiKey> {
         let s = session(ctx)?;
         s.require(Obj::ApiKey, "revoke")?;
+        s.user_id()?; // people administer; API keys never do
         let id = parse_id("id", &id)?;
         repo::revoke_api_key(&s.tx, id)
             .await?

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::identity::Role;
+use crate::identity::auth::{API_KEY_PREFIX, hash_secret, new_secret};
 
 #[derive(Debug, Clone)]
 pub struct OrganizationRow {
@@ -146,26 +147,22 @@ const MEMBER_SELECT: &str = "select m.user_id, m.role, u.email, u.name, m.create
       from memberships m join users u on u.id = m.user_id
      where m.org_id = (select app.current_org_id())";
 
-/// A page of members ordered by join time; `after` is `(created_at text, user_id)`.
+/// A page of members ordered by join time, after `(created_at, user_id)` when given.
 pub async fn members_page(
     tx: &TenantTx,
-    after: Option<(&str, Uuid)>,
+    after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> AppResult<Vec<MemberRow>> {
-    let rows = match after {
-        None => {
-            let sql = format!("{MEMBER_SELECT} order by m.created_at, m.user_id limit $1");
-            tx.query(&sql, &[&limit]).await?
-        }
-        Some((key, id)) => {
-            let sql = format!(
-                "{MEMBER_SELECT} and (m.created_at, m.user_id) > ($1::text::timestamptz, $2)
-                 order by m.created_at, m.user_id limit $3"
-            );
-            tx.query(&sql, &[&key, &id, &limit]).await?
-        }
-    };
-    rows.iter().map(MemberRow::from_row).collect()
+    let (time, id) = after.unzip();
+    let sql = format!(
+        "{MEMBER_SELECT} and ($1::timestamptz is null or (m.created_at, m.user_id) > ($1, $2))
+         order by m.created_at, m.user_id limit $3"
+    );
+    tx.query(&sql, &[&time, &id, &limit])
+        .await?
+        .iter()
+        .map(MemberRow::from_row)
+        .collect()
 }
 
 pub async fn member_count(tx: &TenantTx) -> AppResult<i64> {
@@ -304,15 +301,12 @@ pub enum Acceptance {
     Invalid,
 }
 
-pub async fn accept_invitation(
-    tx: &TenantTx,
-    token_hash: &[u8],
-    user_id: Uuid,
-) -> AppResult<Acceptance> {
+/// Accepts for the transaction's user (`app.user_id`).
+pub async fn accept_invitation(tx: &TenantTx, token_hash: &[u8]) -> AppResult<Acceptance> {
     let row = tx
         .query_one(
-            "select org_id, role, outcome from auth_private.accept_invitation($1, $2)",
-            &[&token_hash, &user_id],
+            "select org_id, role, outcome from auth_private.accept_invitation($1)",
+            &[&token_hash],
         )
         .await?;
     let outcome: String = row.try_get(2)?;
@@ -368,7 +362,21 @@ impl ApiKeyRow {
     }
 }
 
-pub async fn insert_api_key(
+/// Creates an API key with a new random secret; returns the row and the secret, which is stored only
+/// as its sha256 and must be shown to the caller now.
+pub async fn create_api_key(
+    tx: &TenantTx,
+    name: &str,
+    role: Role,
+    created_by: Option<Uuid>,
+) -> AppResult<(ApiKeyRow, String)> {
+    let secret = new_secret(API_KEY_PREFIX);
+    let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 8).collect();
+    let row = insert_api_key(tx, name, role, &prefix, &hash_secret(&secret), created_by).await?;
+    Ok((row, secret))
+}
+
+async fn insert_api_key(
     tx: &TenantTx,
     name: &str,
     role: Role,
@@ -409,4 +417,13 @@ pub async fn revoke_api_key(tx: &TenantTx, id: Uuid) -> AppResult<Option<ApiKeyR
         .as_ref()
         .map(ApiKeyRow::from_row)
         .transpose()
+}
+
+/// Whether a user may be added by id (see `auth_private.can_add_member`): they are new to deskgraph or
+/// already share an organization with the caller. Anyone else is invited instead.
+pub async fn can_add_member(tx: &TenantTx, user_id: Uuid) -> AppResult<bool> {
+    let row = tx
+        .query_one("select auth_private.can_add_member($1)", &[&user_id])
+        .await?;
+    Ok(row.try_get(0)?)
 }

@@ -3,7 +3,7 @@
 use async_graphql::{
     ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::authz::Object as Obj;
@@ -95,18 +95,12 @@ impl Ticket {
         #[graphql(desc = "Cursor of the last comment of the previous page.")] after: Option<String>,
     ) -> AppResult<CommentConnection> {
         let s = session(ctx)?;
+        s.require(Obj::Comment, "read")?;
         let limit = pagination::page_size(first)?;
-        let cursor = Cursor::decode_opt(after.as_deref())?;
-        let rows = repo::comments_page(
-            &s.tx,
-            self.0.id,
-            cursor.as_ref().map(|c| (c.key.as_str(), c.id)),
-            limit + 1,
-        )
-        .await?;
-        let (edges, page_info) = pagination::page(rows, limit, cursor.is_some(), |c| Cursor {
-            key: c.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            id: c.id,
+        let after = Cursor::decode_time(after.as_deref())?;
+        let rows = repo::comments_page(&s.tx, self.0.id, after, limit + 1).await?;
+        let (edges, page_info) = pagination::page(rows, limit, after.is_some(), |c| {
+            Cursor::at_time(c.created_at, c.id)
         });
         Ok(CommentConnection {
             edges: edges
@@ -121,6 +115,8 @@ impl Ticket {
     }
     /// Number of comments (batched across a list of tickets).
     async fn comment_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
+        // A count is a property of the ticket, readable wherever the ticket is (analyst exports
+        // included); the comments themselves need `comment read`.
         Ok(loader(ctx)?
             .load_one(CommentCountKey(self.0.id))
             .await
@@ -335,18 +331,21 @@ impl SupportQuery {
             TicketOrderField::Number => TicketSort::Number,
             TicketOrderField::Priority => TicketSort::Priority,
         };
+        let after = cursor
+            .map(|c| Ok::<_, AppError>((sort.parse_key(&c.key)?, c.id)))
+            .transpose()?;
         let rows = repo::tickets_page(
             &s.tx,
             &query,
             sort,
             order.direction == OrderDirection::Desc,
-            cursor.as_ref().map(|c| (c.key.as_str(), c.id)),
+            after,
             limit + 1,
         )
         .await?;
         prefetch(ctx, &rows).await?;
-        let (edges, page_info) = pagination::page(rows, limit, cursor.is_some(), |t| Cursor {
-            key: t.sort_key.clone().unwrap_or_default(),
+        let (edges, page_info) = pagination::page(rows, limit, after.is_some(), |t| Cursor {
+            key: sort.cursor_key(t),
             id: t.id,
         });
         Ok(TicketConnection {

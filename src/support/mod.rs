@@ -50,6 +50,16 @@ impl FromStr for TicketStatus {
 }
 
 impl TicketPriority {
+    /// 1 (low) to 4 (critical): the order of `orderBy: PRIORITY`.
+    pub fn rank(self) -> i32 {
+        match self {
+            Self::Low => 1,
+            Self::Medium => 2,
+            Self::High => 3,
+            Self::Critical => 4,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Low => "low",

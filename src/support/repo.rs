@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult, on_constraint};
+use crate::graphql::pagination::Cursor;
 use crate::support::{TicketPriority, TicketStatus};
 
 #[derive(Debug, Clone)]
@@ -83,8 +84,6 @@ pub struct TicketRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
-    /// Text form of the row's sort key, when it came from a sorted list (for cursors).
-    pub sort_key: Option<String>,
 }
 
 const TICKET_COLUMNS: &str = "t.id, t.number, t.workspace_id, t.title, t.description, t.status, t.priority, \
@@ -92,11 +91,6 @@ const TICKET_COLUMNS: &str = "t.id, t.number, t.workspace_id, t.title, t.descrip
 
 impl TicketRow {
     fn from_row(row: &Row) -> AppResult<Self> {
-        let sort_key = if row.columns().iter().any(|c| c.name() == "sort_key") {
-            row.try_get("sort_key")?
-        } else {
-            None
-        };
         Ok(Self {
             id: row.try_get("id")?,
             number: row.try_get("number")?,
@@ -111,7 +105,6 @@ impl TicketRow {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             resolved_at: row.try_get("resolved_at")?,
-            sort_key,
         })
     }
 }
@@ -147,18 +140,67 @@ pub enum TicketSort {
 }
 
 impl TicketSort {
-    /// The SQL expression and the type its cursor text casts back to. Constants, never user input.
-    fn expression(self) -> (&'static str, &'static str) {
+    /// The SQL expression of the order. Constants, never user input.
+    fn expression(self) -> &'static str {
         match self {
-            Self::CreatedAt => ("t.created_at", "timestamptz"),
-            Self::UpdatedAt => ("t.updated_at", "timestamptz"),
-            Self::Number => ("t.number", "bigint"),
-            Self::Priority => (
-                "array_position(array['low','medium','high','critical'], t.priority)",
-                "int",
-            ),
+            Self::CreatedAt => "t.created_at",
+            Self::UpdatedAt => "t.updated_at",
+            Self::Number => "t.number",
+            Self::Priority => "array_position(array['low','medium','high','critical'], t.priority)",
         }
     }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Self::CreatedAt => "c",
+            Self::UpdatedAt => "u",
+            Self::Number => "n",
+            Self::Priority => "p",
+        }
+    }
+
+    /// The cursor key of a row in this order: the order's tag and the row's value, so a cursor from a
+    /// list in another order is refused instead of misread.
+    pub fn cursor_key(self, t: &TicketRow) -> String {
+        let value = match self {
+            Self::CreatedAt => Cursor::at_time(t.created_at, t.id).key,
+            Self::UpdatedAt => Cursor::at_time(t.updated_at, t.id).key,
+            Self::Number => t.number.to_string(),
+            Self::Priority => t.priority.rank().to_string(),
+        };
+        format!("{}:{value}", self.tag())
+    }
+
+    /// Parses a cursor key made by [`TicketSort::cursor_key`] for this order.
+    pub fn parse_key(self, key: &str) -> AppResult<SortKey> {
+        let invalid =
+            || AppError::invalid_field("after", "after is not a cursor of a list in this order");
+        let value = key
+            .strip_prefix(self.tag())
+            .and_then(|k| k.strip_prefix(':'))
+            .ok_or_else(invalid)?;
+        let time = || {
+            Cursor {
+                key: value.to_owned(),
+                id: Uuid::nil(),
+            }
+            .time()
+            .map_err(|_| invalid())
+        };
+        Ok(match self {
+            Self::CreatedAt | Self::UpdatedAt => SortKey::Time(time()?),
+            Self::Number => SortKey::Number(value.parse().map_err(|_| invalid())?),
+            Self::Priority => SortKey::Rank(value.parse().map_err(|_| invalid())?),
+        })
+    }
+}
+
+/// A typed position in a ticket order (bound as a parameter of the order's own SQL type).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SortKey {
+    Time(DateTime<Utc>),
+    Number(i64),
+    Rank(i32),
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -204,12 +246,12 @@ pub async fn tickets_page(
     filter: &TicketQuery,
     sort: TicketSort,
     descending: bool,
-    after: Option<(&str, Uuid)>,
+    after: Option<(SortKey, Uuid)>,
     limit: i64,
 ) -> AppResult<Vec<TicketRow>> {
-    let (expr, ty) = sort.expression();
+    let expr = sort.expression();
     let mut params = Params::new();
-    let mut sql = format!("select {TICKET_COLUMNS}, ({expr})::text as sort_key from tickets t");
+    let mut sql = format!("select {TICKET_COLUMNS} from tickets t");
     sql += &where_clause(filter, &mut params);
     let (cmp, dir) = if descending {
         ("<", "desc")
@@ -217,9 +259,13 @@ pub async fn tickets_page(
         (">", "asc")
     };
     if let Some((key, id)) = after {
-        let key = push(&mut params, key.to_owned());
+        let key = match key {
+            SortKey::Time(t) => push(&mut params, t),
+            SortKey::Number(n) => push(&mut params, n),
+            SortKey::Rank(r) => push(&mut params, r),
+        };
         let id = push(&mut params, id);
-        sql += &format!(" and (({expr}), t.id) {cmp} ({key}::text::{ty}, {id})");
+        sql += &format!(" and (({expr}), t.id) {cmp} ({key}, {id})");
     }
     let limit = push(&mut params, limit);
     sql += &format!(" order by ({expr}) {dir}, t.id {dir} limit {limit}");
@@ -372,31 +418,24 @@ impl CommentRow {
     }
 }
 
-/// A page of a ticket's comments, oldest first.
+/// A page of a ticket's comments, oldest first, after `(created_at, id)` when given.
 pub async fn comments_page(
     tx: &TenantTx,
     ticket_id: Uuid,
-    after: Option<(&str, Uuid)>,
+    after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> AppResult<Vec<CommentRow>> {
-    let rows = match after {
-        None => {
-            let sql = format!(
-                "select {COMMENT_COLUMNS} from ticket_comments c where c.ticket_id = $1
-                  order by c.created_at, c.id limit $2"
-            );
-            tx.query(&sql, &[&ticket_id, &limit]).await?
-        }
-        Some((key, id)) => {
-            let sql = format!(
-                "select {COMMENT_COLUMNS} from ticket_comments c
-                  where c.ticket_id = $1 and (c.created_at, c.id) > ($2::text::timestamptz, $3)
-                  order by c.created_at, c.id limit $4"
-            );
-            tx.query(&sql, &[&ticket_id, &key, &id, &limit]).await?
-        }
-    };
-    rows.iter().map(CommentRow::from_row).collect()
+    let (time, id) = after.unzip();
+    let sql = format!(
+        "select {COMMENT_COLUMNS} from ticket_comments c
+          where c.ticket_id = $1 and ($2::timestamptz is null or (c.created_at, c.id) > ($2, $3))
+          order by c.created_at, c.id limit $4"
+    );
+    tx.query(&sql, &[&ticket_id, &time, &id, &limit])
+        .await?
+        .iter()
+        .map(CommentRow::from_row)
+        .collect()
 }
 
 pub async fn comment_counts(tx: &TenantTx, ticket_ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {

@@ -533,3 +533,154 @@ async fn an_admin_cannot_invite_an_owner_but_the_owner_can() {
         .await;
     assert_eq!(data["viewer"]["role"], "OWNER");
 }
+
+#[tokio::test]
+async fn api_keys_never_get_administrative_roles() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    for role in ["ADMIN", "OWNER"] {
+        let (_, body) = app
+            .post(
+                &org.owner,
+                "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }",
+                json!({"i": {"name": "ops", "role": role}}),
+            )
+            .await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "{role}: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], "role");
+    }
+    let keys = app.ok(&org.owner, "{ apiKeys { id } }", json!({})).await;
+    assert_eq!(
+        keys["apiKeys"].as_array().unwrap().len(),
+        2,
+        "only the fixture's keys exist"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_admin_keeps_no_administrative_power_through_keys_they_made() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let secret = app
+        .ok(
+            &org.admin,
+            "mutation { createApiKey(input: {name: \"mine\", role: AGENT}) { secret } }",
+            json!({}),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.ok(
+        &org.owner,
+        "mutation($u: ID!) { removeMember(userId: $u) }",
+        json!({"u": org.admin.user_id}),
+    )
+    .await;
+    let key = Caller::key(&secret);
+    let admin_id = org.admin.user_id.unwrap().to_string();
+    for (what, doc) in [
+        (
+            "re-add",
+            "mutation($u: ID!) { addMember(input: {userId: $u, role: ADMIN}) { role } }",
+        ),
+        (
+            "new key",
+            "mutation($u: ID!) { createApiKey(input: {name: $u, role: AGENT}) { secret } }",
+        ),
+        (
+            "invite",
+            "mutation($u: String!) { inviteMember(input: {email: $u, role: ADMIN}) { token } }",
+        ),
+    ] {
+        let u = if what == "invite" {
+            "back@x.example".to_owned()
+        } else {
+            admin_id.clone()
+        };
+        let (_, body) = app.post(&key, doc, json!({"u": u})).await;
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("FORBIDDEN"),
+            "{what}: {body}"
+        );
+    }
+    let (status, _) = app.post(&org.admin, "{ viewer { role } }", json!({})).await;
+    assert_eq!(status, 403);
+    let members = app
+        .ok(&org.owner, "{ members { totalCount } }", json!({}))
+        .await;
+    assert_eq!(members["members"]["totalCount"], 3);
+}
+
+#[tokio::test]
+async fn members_are_added_by_id_only_when_new_or_already_a_colleague() {
+    let app = TestApp::spawn().await;
+    let a = org_fixture(&app, "acme").await;
+    let b = org_fixture(&app, "globex").await;
+    let add =
+        "mutation($u: ID!) { addMember(input: {userId: $u, role: VIEWER}) { user { email } } }";
+    // A member of B only: A's admin gets the answer an unknown id gets, and learns nothing.
+    for target in [b.agent.user_id.unwrap(), uuid::Uuid::new_v4()] {
+        let (_, body) = app.post(&a.admin, add, json!({"u": target})).await;
+        assert_eq!(error_code(&body).as_deref(), Some("NOT_FOUND"), "{body}");
+        assert!(!body.to_string().contains("globex-agent"), "{body}");
+    }
+    let orgs = app
+        .ok(
+            &Caller {
+                org: None,
+                ..b.agent.clone()
+            },
+            "{ organizations { slug } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(orgs["organizations"], json!([{"slug": "globex"}]));
+    // Someone new to deskgraph can be added by id...
+    let newcomer = Caller::user("newcomer");
+    let newcomer_id = app.user_id(&newcomer).await;
+    app.ok(&a.admin, add, json!({"u": newcomer_id})).await;
+    // ...and a colleague from an organization the caller shares with them too.
+    let c = app
+        .ok(
+            &Caller {
+                org: None,
+                ..a.owner.clone()
+            },
+            "mutation { createOrganization(input: {name: \"C\", slug: \"initech\"}) { id } }",
+            json!({}),
+        )
+        .await["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let in_c = a.owner.clone().in_org(c);
+    app.ok(&in_c, add, json!({"u": a.viewer.user_id})).await;
+}
+
+#[tokio::test]
+async fn a_token_whose_subject_is_empty_or_too_long_is_unauthenticated() {
+    let app = TestApp::spawn().await;
+    for sub in [String::new(), "x".repeat(256)] {
+        let token = deskgraph::identity::auth::mint_token(
+            crate::common::TEST_SECRET,
+            &sub,
+            None,
+            None,
+            None,
+            600,
+        )
+        .unwrap();
+        let (status, body) = app
+            .post(&Caller::key(&token), "{ viewer { role } }", json!({}))
+            .await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
+    }
+}

@@ -201,10 +201,32 @@ async fn a_user_in_two_orgs_sees_each_only_when_acting_in_it() {
     let a = org_fixture(&app, "acme").await;
     let b = org_fixture(&app, "globex").await;
     let shared = a.agent.clone();
+    // B's owner cannot pull A's agent in by id (they share no organization): it takes an invitation.
+    let add = "mutation($i: AddMemberInput!) { addMember(input: $i) { role } }";
+    let code = app
+        .err(
+            &b.owner,
+            add,
+            json!({"i": {"userId": shared.user_id, "role": "VIEWER"}}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let token = app
+        .ok(
+            &b.owner,
+            "mutation { inviteMember(input: {email: \"a@x.example\", role: VIEWER}) { token } }",
+            json!({}),
+        )
+        .await["inviteMember"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut accepting = shared.clone();
+    accepting.org = None;
     app.ok(
-        &b.owner,
-        "mutation($i: AddMemberInput!) { addMember(input: $i) { role } }",
-        json!({"i": {"userId": shared.user_id, "role": "VIEWER"}}),
+        &accepting,
+        "mutation($t: String!) { acceptInvitation(token: $t) { role } }",
+        json!({"t": token}),
     )
     .await;
     let in_b = Caller {

@@ -1091,9 +1091,10 @@ async fn the_runtime_role_can_execute_only_the_granted_auth_private_functions() 
         .map(|r| r.get(0))
         .collect();
     let allowed: BTreeSet<String> = [
-        "auth_private.accept_invitation(bytea,uuid)",
+        "auth_private.accept_invitation(bytea)",
         "auth_private.authenticate_api_key(bytea)",
         "auth_private.authenticate_user(text,text,text,uuid)",
+        "auth_private.can_add_member(uuid)",
     ]
     .map(str::to_owned)
     .into();
