@@ -186,23 +186,28 @@ impl TestDb {
     }
 }
 
+/// Drops a database (and its connections) from a synchronous `Drop`: a thread with its own runtime
+/// does the async work, so it also runs while a test unwinds.
+pub fn drop_database_blocking(name: &str) {
+    let name = name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = admin_client("postgres").await;
+            let _ = client
+                .batch_execute(&format!("drop database if exists {name} with (force)"))
+                .await;
+        });
+    })
+    .join();
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop is synchronous; a thread with its own runtime does the async work.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let client = admin_client("postgres").await;
-                let _ = client
-                    .batch_execute(&format!("drop database if exists {name} with (force)"))
-                    .await;
-            });
-        })
-        .join();
+        drop_database_blocking(&self.name);
     }
 }
 

@@ -54,20 +54,7 @@ impl ScratchDb {
 
 impl Drop for ScratchDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let _ = admin_client("postgres")
-                    .await
-                    .batch_execute(&format!("drop database if exists {name} with (force)"))
-                    .await;
-            });
-        })
-        .join();
+        crate::common::drop_database_blocking(&self.name);
     }
 }
 
