@@ -17,6 +17,7 @@ use crate::graphql::{Limits, build_schema};
 use crate::http::{self, AppState};
 use crate::identity::auth::JwtVerifier;
 use crate::identity::jwks::Jwks;
+use crate::metrics::Metrics;
 use crate::ratelimit::OrgRateLimiter;
 
 /// Builds the shared state, refusing (fail closed) when the runtime role could bypass RLS.
@@ -53,6 +54,7 @@ pub async fn build_state(db_cfg: &DbConfig, cfg: &ServerConfig) -> anyhow::Resul
             rate_limiter: OrgRateLimiter::new(cfg.rate_limit_per_minute),
         },
         verifier,
+        metrics: Metrics::new(),
         max_body_bytes: cfg.max_body_bytes,
     }))
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod ratelimit;
 pub mod support;
 pub mod telemetry;

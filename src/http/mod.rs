@@ -24,10 +24,12 @@ use crate::db;
 use crate::error::AppError;
 use crate::graphql::executor::{Engine, Outcome};
 use crate::identity::auth::{JwtVerifier, credentials_from_headers};
+use crate::metrics::Metrics;
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
     pub engine: Engine,
+    pub metrics: Metrics,
     pub verifier: JwtVerifier,
     pub max_body_bytes: usize,
 }
@@ -53,6 +55,7 @@ pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors_layer(&cfg.cors_origins))
@@ -136,17 +139,43 @@ async fn run(
     request: async_graphql::Request,
     get: bool,
 ) -> Response {
-    let credentials = match credentials_from_headers(
+    let started = std::time::Instant::now();
+    let outcome = match credentials_from_headers(
         &state.verifier,
         header_str(headers, "authorization"),
         header_str(headers, "x-org-id"),
     )
     .await
     {
-        Ok(c) => c,
-        Err(err) => return graphql_error_response(&err),
+        Ok(credentials) => state.engine.execute(credentials, request, get).await,
+        Err(err) => Outcome::failed(&err),
     };
-    outcome_response(state.engine.execute(credentials, request, get).await)
+    let label = match outcome.status.as_u16() {
+        200 if outcome.response.errors.is_empty() => "ok",
+        200 => "error",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        429 => "rate_limited",
+        500..=599 => "internal",
+        _ => "bad_request",
+    };
+    state
+        .metrics
+        .observe(label, started.elapsed(), outcome.statements);
+    outcome_response(outcome)
+}
+
+/// Prometheus metrics (no tenant data in any label).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(&state.engine.pool);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn graphql_post(

@@ -482,3 +482,39 @@ async fn graceful_shutdown_stops_the_server_and_frees_the_port() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn metrics_count_operations_by_outcome_and_name_no_tenant() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    app.ok(&org.agent, "{ tickets { totalCount } }", json!({}))
+        .await;
+    let (status, _) = app
+        .post(&Caller::anonymous(), "{ viewer { role } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+    let raw = send_raw(app.http.get(format!("{}/metrics", app.base))).await;
+    assert_eq!(raw.status, 200);
+    assert!(
+        raw.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let ok_line = raw
+        .text
+        .lines()
+        .find(|l| l.starts_with("deskgraph_graphql_operations_total{outcome=\"ok\"}"))
+        .expect("ok counter");
+    let ok: f64 = ok_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(ok >= 10.0, "{ok_line}");
+    assert!(
+        raw.text
+            .contains("deskgraph_graphql_operations_total{outcome=\"unauthenticated\"} 1"),
+        "{}",
+        raw.text
+    );
+    assert!(raw.text.contains("deskgraph_db_pool_connections"));
+    for secret in [org.id.to_string(), org.ticket.clone(), "acme".into()] {
+        assert!(!raw.text.contains(&secret), "metrics leak {secret}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Prometheus metrics at `/metrics` (OpenMetrics text). Labels never carry tenant data (no
+//! organization or user ids), so the endpoint can be scraped without exposing one tenant to another;
+//! still, serve it to your scraper only (e.g. block `/metrics` at the load balancer).
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    /// `ok`, `error` (the operation ran and returned errors), or why it was refused as a whole
+    /// (`unauthenticated`, `forbidden`, `rate_limited`, `bad_request`, `internal`).
+    outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    operations: Family<OutcomeLabels, Counter>,
+    duration: Histogram,
+    statements: Histogram,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_waiting: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("deskgraph");
+        let operations = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "graphql_operations",
+            "GraphQL operations by outcome",
+            operations.clone(),
+        );
+        // 1 ms .. ~16 s
+        let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "graphql_operation_duration_seconds",
+            "Time to run one GraphQL operation",
+            duration.clone(),
+        );
+        let statements = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        registry.register(
+            "graphql_operation_sql_statements",
+            "SQL statements one GraphQL operation sent",
+            statements.clone(),
+        );
+        let pool_size = Gauge::default();
+        registry.register(
+            "db_pool_connections",
+            "Open runtime connections",
+            pool_size.clone(),
+        );
+        let pool_available = Gauge::default();
+        registry.register(
+            "db_pool_idle_connections",
+            "Idle runtime connections",
+            pool_available.clone(),
+        );
+        let pool_waiting = Gauge::default();
+        registry.register(
+            "db_pool_waiting",
+            "Requests waiting for a connection",
+            pool_waiting.clone(),
+        );
+        Self {
+            registry,
+            operations,
+            duration,
+            statements,
+            pool_size,
+            pool_available,
+            pool_waiting,
+        }
+    }
+
+    /// Records one operation.
+    pub fn observe(&self, outcome: &str, elapsed: Duration, statements: usize) {
+        self.operations
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        self.duration.observe(elapsed.as_secs_f64());
+        if statements > 0 {
+            self.statements.observe(statements as f64);
+        }
+    }
+
+    /// The exposition text, with the pool's state as of now.
+    pub fn render(&self, pool: &Pool) -> String {
+        let status = pool.status();
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.pool_size.set(as_i64(status.size));
+        self.pool_available.set(as_i64(status.available));
+        self.pool_waiting.set(as_i64(status.waiting));
+        let mut text = String::new();
+        if let Err(err) = encode(&mut text, &self.registry) {
+            tracing::error!(error = %err, "failed to encode metrics");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_counted_by_outcome() {
+        let metrics = Metrics::new();
+        metrics.observe("ok", Duration::from_millis(3), 8);
+        metrics.observe("ok", Duration::from_millis(5), 8);
+        metrics.observe("forbidden", Duration::from_millis(1), 0);
+        let pool = crate::db::pool_for("postgres://nobody@127.0.0.1:1/none", 1).unwrap();
+        let text = metrics.render(&pool);
+        assert!(
+            text.contains("deskgraph_graphql_operations_total{outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("deskgraph_graphql_operations_total{outcome=\"forbidden\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("deskgraph_graphql_operation_sql_statements_count 2"),
+            "{text}"
+        );
+        assert!(text.contains("deskgraph_db_pool_connections 0"), "{text}");
+    }
+}
