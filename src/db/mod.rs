@@ -164,70 +164,73 @@ impl TenantTx {
                 Ok(())
             }
         };
-        let context = match credentials {
+        let trusted;
+        let (sql, params): (&str, Vec<(&(dyn ToSql + Sync), Type)>) = match credentials {
             Credentials::User {
                 subject,
                 email,
                 name,
                 org_id,
-            } => {
-                let params: [(&(dyn ToSql + Sync), Type); 5] = [
+            } => (
+                OPEN_AS_USER,
+                vec![
                     (subject, Type::TEXT),
                     (email, Type::TEXT),
                     (name, Type::TEXT),
                     (org_id, Type::UUID),
                     (&timeout, Type::TEXT),
-                ];
-                let open = client.query_typed(OPEN_AS_USER, &params);
-                let (begin, rows, ro) = tokio::join!(begin, open, read_only);
-                begin?;
-                let rows = rows?;
-                ro?;
+                ],
+            ),
+            Credentials::ApiKey { secret_hash, .. } => (
+                OPEN_AS_API_KEY,
+                vec![(secret_hash, Type::BYTEA), (&timeout, Type::TEXT)],
+            ),
+            Credentials::Trusted(ctx) => {
+                trusted = context_settings(ctx);
+                let [org, user, key, role] = &trusted;
+                (
+                    SET_CONTEXT,
+                    vec![
+                        (org, Type::TEXT),
+                        (user, Type::TEXT),
+                        (key, Type::TEXT),
+                        (role, Type::TEXT),
+                        (&timeout, Type::TEXT),
+                    ],
+                )
+            }
+        };
+        // One round trip: BEGIN, the caller's resolution with its settings, and the read-only switch.
+        let (begin, rows, read_only) =
+            tokio::join!(begin, client.query_typed(sql, &params), read_only);
+        begin?;
+        let rows = rows?;
+        read_only?;
+        let context = match credentials {
+            Credentials::User { org_id, .. } => {
                 let row = rows.first().context("authenticate_user returned no row")?;
-                let user_id: Uuid = row.try_get(0)?;
-                let role: Option<String> = row.try_get(1)?;
-                let role = role.map(|r| r.parse::<Role>()).transpose()?;
+                let role = row
+                    .try_get::<_, Option<String>>(1)?
+                    .map(|r| r.parse::<Role>())
+                    .transpose()?;
                 TenantContext {
                     org_id: if role.is_some() { *org_id } else { None },
-                    user_id: Some(user_id),
+                    user_id: Some(row.try_get(0)?),
                     api_key_id: None,
                     role,
                 }
             }
-            Credentials::ApiKey { secret_hash, .. } => {
-                let params: [(&(dyn ToSql + Sync), Type); 2] =
-                    [(secret_hash, Type::BYTEA), (&timeout, Type::TEXT)];
-                let open = client.query_typed(OPEN_AS_API_KEY, &params);
-                let (begin, rows, ro) = tokio::join!(begin, open, read_only);
-                begin?;
-                let rows = rows?;
-                ro?;
-                match rows.first() {
-                    Some(row) => TenantContext {
-                        api_key_id: Some(row.try_get(0)?),
-                        org_id: Some(row.try_get(1)?),
-                        role: Some(row.try_get::<_, String>(2)?.parse::<Role>()?),
-                        user_id: None,
-                    },
-                    None => TenantContext::default(),
-                }
-            }
-            Credentials::Trusted(ctx) => {
-                let [org, user, key, role] = context_settings(ctx);
-                let params: [(&(dyn ToSql + Sync), Type); 5] = [
-                    (&org, Type::TEXT),
-                    (&user, Type::TEXT),
-                    (&key, Type::TEXT),
-                    (&role, Type::TEXT),
-                    (&timeout, Type::TEXT),
-                ];
-                let open = client.query_typed(SET_CONTEXT, &params);
-                let (begin, rows, ro) = tokio::join!(begin, open, read_only);
-                begin?;
-                rows?;
-                ro?;
-                ctx.clone()
-            }
+            // An unknown or revoked key resolves to no row: an empty context, refused by the caller.
+            Credentials::ApiKey { .. } => match rows.first() {
+                Some(row) => TenantContext {
+                    api_key_id: Some(row.try_get(0)?),
+                    org_id: Some(row.try_get(1)?),
+                    role: Some(row.try_get::<_, String>(2)?.parse::<Role>()?),
+                    user_id: None,
+                },
+                None => TenantContext::default(),
+            },
+            Credentials::Trusted(ctx) => ctx.clone(),
         };
         tx.statements.store(3, Ordering::Relaxed);
         *tx.context

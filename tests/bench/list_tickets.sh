@@ -12,6 +12,8 @@ export DESKGRAPH_DEMO_DIR=${DESKGRAPH_DEMO_DIR:-$(mktemp -d)}
 export DESKGRAPH_LISTEN=127.0.0.1:$port
 export DESKGRAPH_LOG=${DESKGRAPH_LOG:-warn,deskgraph::graphql::executor=info}
 export DESKGRAPH_LOG_FORMAT=json
+# Measure the server, not the per-organization rate limit.
+export DESKGRAPH_RATE_LIMIT_PER_MINUTE=0
 # A database of its own, so the bench neither disturbs nor depends on your demo database.
 export DATABASE_ADMIN_URL=${DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/deskgraph_bench}
 export DATABASE_URL=${DATABASE_URL:-postgres://deskgraph_app@127.0.0.1:5432/deskgraph_bench}
