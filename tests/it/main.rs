@@ -12,6 +12,7 @@ mod common;
 mod auth;
 mod bad_input;
 mod catalog;
+mod cli;
 mod demo;
 mod http;
 mod isolation;
