@@ -95,6 +95,21 @@ async fn ensure_template(name: &str) {
         .await
         .unwrap();
     if !template_exists(&client, name).await {
+        // Templates of earlier migration sets are stale now: drop them (best effort; one still in use
+        // by a run of an older checkout is left alone).
+        let stale = client
+            .query(
+                "select datname from pg_database where datname like 'deskgraph\\_tmpl\\_%' and datname <> $1",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        for row in stale {
+            let old: String = row.get(0);
+            let _ = client
+                .batch_execute(&format!("drop database if exists {old}"))
+                .await;
+        }
         let building = format!("{name}_building");
         client
             .batch_execute(&format!("drop database if exists {building} with (force)"))
