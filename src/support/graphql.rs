@@ -10,6 +10,7 @@ use crate::authz::Object as Obj;
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
 use crate::graphql::{email_field, parse_id, session, text_field};
+use crate::identity::Role;
 use crate::identity::graphql::{User, load_user};
 use crate::support::loaders::{CommentCountKey, DeskLoader, LoadError, UserKey, WorkspaceKey};
 use crate::support::repo::{self, TicketChanges, TicketQuery, TicketRow, TicketSort};
@@ -552,8 +553,9 @@ async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
 
 /// Tickets are assigned to owners, admins and agents of the organization only.
 async fn check_assignable(s: &crate::graphql::Session, user: Uuid) -> AppResult<()> {
-    match repo::member_role(&s.tx, user).await?.as_deref() {
-        Some("owner" | "admin" | "agent") => Ok(()),
+    let member = crate::identity::repo::member(&s.tx, user).await?;
+    match member.map(|m| m.role) {
+        Some(Role::Owner | Role::Admin | Role::Agent) => Ok(()),
         _ => Err(AppError::invalid_field(
             "assigneeId",
             "the assignee must be an owner, admin or agent of this organization",

@@ -379,17 +379,6 @@ pub async fn update_ticket(
     rows.first().map(TicketRow::from_row).transpose()
 }
 
-/// The role of a member of the current organization, if they are one.
-pub async fn member_role(tx: &TenantTx, user_id: Uuid) -> AppResult<Option<String>> {
-    let row = tx
-        .query_opt(
-            "select m.role from memberships m where m.org_id = (select app.current_org_id()) and m.user_id = $1",
-            &[&user_id],
-        )
-        .await?;
-    Ok(row.map(|r| r.try_get(0)).transpose()?)
-}
-
 #[derive(Debug, Clone)]
 pub struct CommentRow {
     pub id: Uuid,
