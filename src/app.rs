@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::authz::Authz;
+use crate::billing;
 use crate::config::{DbConfig, ServerConfig};
 use crate::db;
 use crate::graphql::executor::Engine;
@@ -65,6 +66,8 @@ pub struct Server {
     pub state: Arc<AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Background work (monthly allowances); aborted when the server stops.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -83,18 +86,30 @@ impl Server {
         };
         let grace = Duration::from_secs(cfg.shutdown_grace_secs);
         let task = tokio::spawn(http::serve(listener, router, shutdown, grace));
+        let mut background = Vec::new();
+        if cfg.allowance_interval_secs > 0 {
+            background.push(billing::allowance::spawn(
+                state.engine.pool.clone(),
+                Duration::from_secs(cfg.allowance_interval_secs),
+            ));
+        }
         tracing::info!(%addr, "deskgraph listening; GraphiQL at http://{addr}/graphql");
         Ok(Self {
             addr,
             state,
             shutdown: Some(tx),
             task,
+            background,
         })
     }
 
     /// Waits until the server stops (a signal, or [`Server::stop`]).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task failed")?
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let result = (&mut self.task).await;
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        result.context("server task failed")?
     }
 
     /// Stops accepting requests, drains, and waits.

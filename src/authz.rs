@@ -21,6 +21,9 @@ pub enum Object {
     Invitation,
     ApiKey,
     PersistedQuery,
+    Credits,
+    Plan,
+    AuditLog,
 }
 
 impl Object {
@@ -34,6 +37,9 @@ impl Object {
             Object::Invitation => "invitation",
             Object::ApiKey => "api_key",
             Object::PersistedQuery => "persisted_query",
+            Object::Credits => "credits",
+            Object::Plan => "plan",
+            Object::AuditLog => "audit_log",
         }
     }
 }

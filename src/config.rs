@@ -105,6 +105,15 @@ pub struct ServerConfig {
     #[arg(long, env = "DESKGRAPH_RATE_LIMIT_PER_MINUTE", default_value_t = 1_200)]
     pub rate_limit_per_minute: u32,
 
+    /// Seconds between checks for monthly credit allowances that are due (one check at start-up);
+    /// 0 turns the background grant off. Any number of instances may run it.
+    #[arg(
+        long,
+        env = "DESKGRAPH_ALLOWANCE_INTERVAL_SECS",
+        default_value_t = 3_600
+    )]
+    pub allowance_interval_secs: u64,
+
     /// Seconds to wait for in-flight requests on shutdown (SIGTERM / Ctrl-C).
     #[arg(long, env = "DESKGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,

@@ -32,6 +32,8 @@ pub enum AppError {
         /// The input field at fault, when there is one (`extensions.field`).
         field: Option<&'static str>,
     },
+    #[error("insufficient credits: {needed} needed, {available} available")]
+    InsufficientCredits { needed: i64, available: i64 },
     #[error("persisted query not found")]
     PersistedQueryNotFound,
     #[error("too many requests for this organization; retry in {retry_after_secs} s")]
@@ -69,6 +71,7 @@ impl AppError {
             Self::Forbidden(_) => codes::FORBIDDEN,
             Self::NotFound(_) => codes::NOT_FOUND,
             Self::BadInput { .. } => codes::BAD_USER_INPUT,
+            Self::InsufficientCredits { .. } => codes::INSUFFICIENT_CREDITS,
             Self::PersistedQueryNotFound => codes::PERSISTED_QUERY_NOT_FOUND,
             Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Internal(_) => codes::INTERNAL,
@@ -82,6 +85,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::PersistedQueryNotFound => StatusCode::NOT_FOUND,
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -174,6 +178,14 @@ mod tests {
             (AppError::forbidden("x"), codes::FORBIDDEN, 403),
             (AppError::NotFound("ticket"), codes::NOT_FOUND, 404),
             (AppError::bad_input("x"), codes::BAD_USER_INPUT, 400),
+            (
+                AppError::InsufficientCredits {
+                    needed: 2,
+                    available: 1,
+                },
+                codes::INSUFFICIENT_CREDITS,
+                402,
+            ),
             (
                 AppError::PersistedQueryNotFound,
                 codes::PERSISTED_QUERY_NOT_FOUND,

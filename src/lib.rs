@@ -2,7 +2,9 @@
 //! level security keeps organizations apart. See `README.md` and `../shared/DESIGN.md`.
 
 pub mod app;
+pub mod audit;
 pub mod authz;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod db;

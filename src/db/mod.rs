@@ -62,6 +62,60 @@ pub struct TenantContext {
     pub user_id: Option<Uuid>,
     pub api_key_id: Option<Uuid>,
     pub role: Option<Role>,
+    /// The server's own background work (monthly allowances, AI jobs) for `org_id`: `app.role` is
+    /// `system`, which the database allows only what such work needs. Never set for a request.
+    pub system: bool,
+}
+
+impl TenantContext {
+    /// The server acting on its own behalf in `org_id`.
+    pub fn system(org_id: Uuid) -> Self {
+        Self {
+            org_id: Some(org_id),
+            system: true,
+            ..Self::default()
+        }
+    }
+
+    /// The value of `app.role`.
+    fn role_setting(&self) -> &'static str {
+        match (self.system, self.role) {
+            (true, _) => "system",
+            (false, Some(role)) => role.as_str(),
+            (false, None) => "",
+        }
+    }
+}
+
+/// How to open a transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct TxOptions<'a> {
+    pub access: Access,
+    pub statement_timeout_ms: u64,
+    /// Recorded in `app.request_id` (and so in audit and ledger entries).
+    pub request_id: Option<&'a str>,
+}
+
+impl TxOptions<'static> {
+    pub fn new(access: Access, statement_timeout_ms: u64) -> Self {
+        Self {
+            access,
+            statement_timeout_ms,
+            request_id: None,
+        }
+    }
+}
+
+/// Longest request id kept; longer ones are cut (clients may send their own `x-request-id`).
+const MAX_REQUEST_ID: usize = 128;
+
+/// A request id made safe to store: printable ASCII, at most [`MAX_REQUEST_ID`] characters.
+fn clean_request_id(id: Option<&str>) -> String {
+    id.unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(MAX_REQUEST_ID)
+        .collect()
 }
 
 /// What the caller presented; resolved into a [`TenantContext`] inside the transaction.
@@ -106,7 +160,8 @@ const OPEN_AS_USER: &str = "select a.user_id, a.member_role, \
        set_config('app.org_id', case when a.member_role is null then '' else coalesce($4::text, '') end, true), \
        set_config('app.role', coalesce(a.member_role, ''), true), \
        set_config('app.api_key_id', '', true), \
-       set_config('statement_timeout', $5, true) \
+       set_config('statement_timeout', $5, true), \
+       set_config('app.request_id', $6, true) \
   from auth_private.authenticate_user($1, $2, $3, $4) a";
 
 const OPEN_AS_API_KEY: &str = "select a.api_key_id, a.org_id, a.role, \
@@ -114,13 +169,16 @@ const OPEN_AS_API_KEY: &str = "select a.api_key_id, a.org_id, a.role, \
        set_config('app.org_id', a.org_id::text, true), \
        set_config('app.role', a.role, true), \
        set_config('app.user_id', '', true), \
-       set_config('statement_timeout', $2, true) \
+       set_config('statement_timeout', $2, true), \
+       set_config('app.request_id', $3, true) \
   from auth_private.authenticate_api_key($1) a";
 
-/// Sets a context the server vouches for; `$5` is the statement timeout (empty keeps the current one).
+/// Sets a context the server vouches for; `$5` is the statement timeout and `$6` the request id (empty
+/// keeps the current one).
 const SET_CONTEXT: &str = "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
        set_config('app.api_key_id', $3, true), set_config('app.role', $4, true), \
-       set_config('statement_timeout', coalesce(nullif($5, ''), current_setting('statement_timeout')), true)";
+       set_config('statement_timeout', coalesce(nullif($5, ''), current_setting('statement_timeout')), true), \
+       set_config('app.request_id', coalesce(nullif($6, ''), current_setting('app.request_id', true), ''), true)";
 
 /// The text values of a context's settings (empty for unset), in `SET_CONTEXT`'s order.
 fn context_settings(ctx: &TenantContext) -> [String; 4] {
@@ -129,7 +187,7 @@ fn context_settings(ctx: &TenantContext) -> [String; 4] {
         text(ctx.org_id),
         text(ctx.user_id),
         text(ctx.api_key_id),
-        ctx.role.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        ctx.role_setting().to_owned(),
     ]
 }
 
@@ -140,9 +198,9 @@ impl TenantTx {
     pub async fn open(
         client: Object,
         credentials: &Credentials,
-        access: Access,
-        statement_timeout_ms: u64,
+        options: TxOptions<'_>,
     ) -> AppResult<Self> {
+        let access = options.access;
         let tx = TenantTx {
             client: Some(client),
             context: Default::default(),
@@ -150,7 +208,8 @@ impl TenantTx {
             statements: AtomicUsize::new(0),
         };
         let client = tx.client()?;
-        let timeout = statement_timeout_ms.to_string();
+        let timeout = options.statement_timeout_ms.to_string();
+        let request_id = clean_request_id(options.request_id);
         // Reads run in a READ ONLY transaction. Resolving a user may create their row on first sight,
         // so the read-only switch comes after it (allowed: a transaction may become read-only late).
         let begin = client.query_typed(BEGIN_READ_WRITE, &[]);
@@ -179,11 +238,16 @@ impl TenantTx {
                     (name, Type::TEXT),
                     (org_id, Type::UUID),
                     (&timeout, Type::TEXT),
+                    (&request_id, Type::TEXT),
                 ],
             ),
             Credentials::ApiKey { secret_hash, .. } => (
                 OPEN_AS_API_KEY,
-                vec![(secret_hash, Type::BYTEA), (&timeout, Type::TEXT)],
+                vec![
+                    (secret_hash, Type::BYTEA),
+                    (&timeout, Type::TEXT),
+                    (&request_id, Type::TEXT),
+                ],
             ),
             Credentials::Trusted(ctx) => {
                 trusted = context_settings(ctx);
@@ -196,6 +260,7 @@ impl TenantTx {
                         (key, Type::TEXT),
                         (role, Type::TEXT),
                         (&timeout, Type::TEXT),
+                        (&request_id, Type::TEXT),
                     ],
                 )
             }
@@ -218,6 +283,7 @@ impl TenantTx {
                     user_id: Some(row.try_get(0)?),
                     api_key_id: None,
                     role,
+                    system: false,
                 }
             }
             // An unknown or revoked key resolves to no row: an empty context, refused by the caller.
@@ -227,6 +293,7 @@ impl TenantTx {
                     org_id: Some(row.try_get(1)?),
                     role: Some(row.try_get::<_, String>(2)?.parse::<Role>()?),
                     user_id: None,
+                    system: false,
                 },
                 None => TenantContext::default(),
             },
@@ -243,11 +310,10 @@ impl TenantTx {
     pub async fn begin(
         pool: &Pool,
         credentials: &Credentials,
-        access: Access,
-        statement_timeout_ms: u64,
+        options: TxOptions<'_>,
     ) -> AppResult<Self> {
         let client = pool.get().await?;
-        Self::open(client, credentials, access, statement_timeout_ms).await
+        Self::open(client, credentials, options).await
     }
 
     fn client(&self) -> AppResult<&Object> {
@@ -265,7 +331,7 @@ impl TenantTx {
     /// organization and acts in it). Returns the previous context so it can be restored.
     pub async fn set_context(&self, ctx: TenantContext) -> AppResult<TenantContext> {
         let [org, user, key, role] = context_settings(&ctx);
-        self.query(SET_CONTEXT, &[&org, &user, &key, &role, &""])
+        self.query(SET_CONTEXT, &[&org, &user, &key, &role, &"", &""])
             .await?;
         let mut guard = self
             .context
@@ -319,6 +385,35 @@ impl TenantTx {
         Ok(self.client()?.execute(&stmt, params).await?)
     }
 
+    /// Runs `f` inside a savepoint: if it fails, its statements are undone and the transaction stays
+    /// usable (an aborted statement would otherwise poison the whole operation). Used where a failure
+    /// is an answer, not the end (e.g. a credit hold refused for lack of credits). Only for writes,
+    /// which run one at a time (mutation fields execute in order); concurrent savepoints on one
+    /// transaction would interleave.
+    pub async fn savepoint<T, F>(&self, name: &'static str, f: F) -> AppResult<T>
+    where
+        F: std::future::Future<Output = AppResult<T>>,
+    {
+        self.simple(&format!("savepoint {name}")).await?;
+        match f.await {
+            Ok(value) => {
+                self.simple(&format!("release savepoint {name}")).await?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.simple(&format!("rollback to savepoint {name}"))
+                    .await?;
+                Err(err)
+            }
+        }
+    }
+
+    async fn simple(&self, sql: &str) -> AppResult<()> {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.client()?.batch_execute(sql).await?;
+        Ok(())
+    }
+
     /// Commits. On failure the connection is discarded (see the type's docs).
     pub async fn commit(&self) -> AppResult<()> {
         self.finish("commit").await
@@ -333,8 +428,7 @@ impl TenantTx {
         if self.finished.load(Ordering::Acquire) {
             return Err(anyhow::anyhow!("transaction already finished").into());
         }
-        self.statements.fetch_add(1, Ordering::Relaxed);
-        self.client()?.batch_execute(sql).await?;
+        self.simple(sql).await?;
         self.finished.store(true, Ordering::Release);
         Ok(())
     }

@@ -13,8 +13,9 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::app::{Server, build_state};
+use crate::billing::repo as billing_repo;
 use crate::config::{DbConfig, ServerConfig};
-use crate::db::{Access, Credentials, TenantContext, TenantTx, migrate};
+use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions, migrate};
 use crate::error::AppError;
 use crate::identity::auth::{mint_token, new_secret};
 use crate::identity::{Role, repo as identity_repo};
@@ -50,7 +51,7 @@ async fn user_id_for(pool: &Pool, subject: &str, email: &str, name: &str) -> any
         name: Some(name.to_owned()),
         org_id: None,
     };
-    let tx = TenantTx::begin(pool, &creds, Access::ReadWrite, 30_000).await?;
+    let tx = TenantTx::begin(pool, &creds, TxOptions::new(Access::ReadWrite, 30_000)).await?;
     let user = tx.context().user_id.context("user was not resolved")?;
     tx.commit().await?;
     Ok(user)
@@ -86,8 +87,7 @@ pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
                 user_id: Some(owner_id),
                 ..Default::default()
             }),
-            Access::ReadOnly,
-            30_000,
+            TxOptions::new(Access::ReadOnly, 30_000),
         )
         .await?;
         let existing = identity_repo::my_organizations(&probe)
@@ -144,11 +144,18 @@ async fn seed_org(
     let ctx = TenantContext {
         org_id: Some(org_id),
         user_id: Some(owner_id),
-        api_key_id: None,
         role: Some(Role::Owner),
+        ..TenantContext::default()
     };
-    let tx = TenantTx::begin(pool, &Credentials::Trusted(ctx), Access::ReadWrite, 60_000).await?;
+    let tx = TenantTx::begin(
+        pool,
+        &Credentials::Trusted(ctx),
+        TxOptions::new(Access::ReadWrite, 60_000),
+    )
+    .await?;
     identity_repo::insert_organization(&tx, org_id, org.slug, org.name, owner_id).await?;
+    // The sample organizations are on the Pro plan, with its monthly allowance.
+    billing_repo::change_plan(&tx, "pro").await?;
     for m in org.members.iter().filter(|m| m.role != "owner") {
         identity_repo::insert_member(&tx, members[m.subject].user_id, m.role.parse()?).await?;
     }

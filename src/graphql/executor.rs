@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use deadpool_postgres::Pool;
 
 use crate::authz::{Authz, Object};
-use crate::db::{Access, Credentials, TenantTx};
+use crate::db::{Access, Credentials, TenantTx, TxOptions};
 use crate::error::{AppError, codes};
 use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::{DeskSchema, Session};
@@ -118,6 +118,7 @@ impl Engine {
         credentials: Credentials,
         mut request: Request,
         get: bool,
+        request_id: Option<&str>,
     ) -> Outcome {
         let started = Instant::now();
         let persisted = match self.persisted.resolve(&mut request) {
@@ -147,9 +148,12 @@ impl Engine {
                 ));
             }
         };
-        let tx = match TenantTx::begin(&self.pool, &credentials, access, self.statement_timeout_ms)
-            .await
-        {
+        let options = TxOptions {
+            access,
+            statement_timeout_ms: self.statement_timeout_ms,
+            request_id,
+        };
+        let tx = match TenantTx::begin(&self.pool, &credentials, options).await {
             Ok(tx) => Arc::new(tx),
             Err(err) => return Outcome::failed(&err),
         };

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use async_graphql::{Context, EmptySubscription, ID, MergedObject, Schema};
 use uuid::Uuid;
 
+use crate::audit::graphql::AuditQuery;
 use crate::authz::{Authz, Object};
+use crate::billing::graphql::{BillingMutation, BillingQuery};
 use crate::config::ServerConfig;
 use crate::db::{TenantContext, TenantTx};
 use crate::error::{AppError, AppResult};
@@ -19,10 +21,10 @@ use crate::identity::graphql::{IdentityMutation, IdentityQuery};
 use crate::support::graphql::{SupportMutation, SupportQuery};
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(IdentityQuery, SupportQuery);
+pub struct QueryRoot(IdentityQuery, SupportQuery, BillingQuery, AuditQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(IdentityMutation, SupportMutation);
+pub struct MutationRoot(IdentityMutation, SupportMutation, BillingMutation);
 
 pub type DeskSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

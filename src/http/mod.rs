@@ -154,7 +154,13 @@ async fn run(
     )
     .await
     {
-        Ok(credentials) => state.engine.execute(credentials, request, get).await,
+        Ok(credentials) => {
+            let request_id = header_str(headers, REQUEST_ID.as_str());
+            state
+                .engine
+                .execute(credentials, request, get, request_id)
+                .await
+        }
         Err(err) => Outcome::failed(&err),
     };
     let label = match outcome.status.as_u16() {

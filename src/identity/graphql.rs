@@ -211,6 +211,58 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
+/// What kind of caller made a change.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    /// A signed-in person.
+    User,
+    /// An API key.
+    ApiKey,
+    /// deskgraph itself (monthly allowances, background AI work, database bookkeeping).
+    System,
+}
+
+/// Who made a change recorded in the ledger or the audit trail.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// The user's id, for `USER`.
+    pub user_id: Option<ID>,
+    /// The API key's id, for `API_KEY`.
+    pub api_key_id: Option<ID>,
+    /// The role they acted with (`owner`, `admin`, `agent`, … or `system`); null when unknown.
+    pub role: Option<String>,
+}
+
+impl Actor {
+    pub fn new(user_id: Option<Uuid>, api_key_id: Option<Uuid>, role: Option<String>) -> Self {
+        let kind = match (user_id, api_key_id) {
+            (Some(_), _) => ActorKind::User,
+            (None, Some(_)) => ActorKind::ApiKey,
+            (None, None) => ActorKind::System,
+        };
+        Self {
+            kind,
+            user_id: user_id.map(ID::from),
+            api_key_id: api_key_id.map(ID::from),
+            role,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Actor {
+    /// The user, while they are a member of this organization (null once they have left).
+    async fn user(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
+        let id = self
+            .user_id
+            .as_ref()
+            .and_then(|id| Uuid::parse_str(id.as_str()).ok());
+        load_user(ctx, id).await
+    }
+}
+
 pub async fn load_user(ctx: &Context<'_>, id: Option<Uuid>) -> AppResult<Option<User>> {
     let Some(id) = id else { return Ok(None) };
     let loader = ctx
@@ -410,11 +462,14 @@ impl IdentityMutation {
                 user_id: Some(user_id),
                 api_key_id: None,
                 role: Some(Role::Owner),
+                system: false,
             })
             .await?;
         // On failure the transaction is aborted: no later statement can run in it, so there is no
         // context to restore. On success, restore before anything else runs.
         let org = repo::insert_organization(&s.tx, id, &slug, &name, user_id).await?;
+        // A new organization starts with this month's allowance of its plan.
+        crate::billing::repo::ensure_allowance(&s.tx).await?;
         s.tx.set_context(previous).await?;
         tracing::info!(org_id = %id, %slug, "organization created");
         Ok(org.into())
@@ -449,6 +504,18 @@ impl IdentityMutation {
             invitation: row.into(),
             token,
         })
+    }
+
+    /// Revokes a pending invitation: its token stops working and its seat is free again.
+    async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> AppResult<Invitation> {
+        let s = session(ctx)?;
+        s.require(Obj::Invitation, "revoke")?;
+        s.user_id()?; // people administer; API keys never do
+        let id = parse_id("id", &id)?;
+        repo::delete_invitation(&s.tx, id)
+            .await?
+            .map(Invitation::from)
+            .ok_or(AppError::NotFound("invitation"))
     }
 
     /// Accepts an invitation for the signed-in user. Works without an organization chosen.

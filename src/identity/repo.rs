@@ -196,6 +196,17 @@ pub async fn lock_owners(tx: &TenantTx) -> AppResult<usize> {
     Ok(rows.len())
 }
 
+/// The constraint name the seat-limit triggers raise (members and pending invitations take seats).
+pub const SEAT_LIMIT: &str = "plan_seat_limit";
+
+/// The error for an invitation, addition or plan change past the plan's seat limit.
+pub fn no_free_seat() -> AppError {
+    AppError::bad_input(
+        "the organization's plan has no seat for this: members and pending invitations take seats; \
+         upgrade the plan (changePlan), remove a member or revoke an invitation",
+    )
+}
+
 pub async fn insert_member(tx: &TenantTx, user_id: Uuid, role: Role) -> AppResult<()> {
     tx.query_raw(
         "insert into memberships (org_id, user_id, role) values ((select app.current_org_id()), $1, $2)",
@@ -206,6 +217,7 @@ pub async fn insert_member(tx: &TenantTx, user_id: Uuid, role: Role) -> AppResul
         on_constraint(e, |c| match c {
             "memberships_pkey" => Some(AppError::invalid_field("userId", "this user is already a member")),
             "memberships_user_id_fkey" => Some(AppError::NotFound("user")),
+            SEAT_LIMIT => Some(no_free_seat()),
             _ => None,
         })
     })?;
@@ -272,13 +284,33 @@ pub async fn insert_invitation(
          values ((select app.current_org_id()), $1, $2, $3, $4, now() + make_interval(days => $5))
          returning {INVITATION_COLUMNS}"
     );
-    let row = tx
-        .query_one(
+    let rows = tx
+        .query_raw(
             &sql,
             &[&email, &role.as_str(), &token_hash, &invited_by, &ttl_days],
         )
-        .await?;
-    InvitationRow::from_row(&row)
+        .await?
+        .map_err(|e| on_constraint(e, |c| (c == SEAT_LIMIT).then(no_free_seat)))?;
+    rows.first()
+        .map(InvitationRow::from_row)
+        .transpose()?
+        .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
+}
+
+/// Revokes (deletes) a pending invitation; `None` when there is none with this id.
+pub async fn delete_invitation(tx: &TenantTx, id: Uuid) -> AppResult<Option<InvitationRow>> {
+    let sql = format!(
+        "delete from invitations where org_id = (select app.current_org_id()) and id = $1
+            and accepted_at is null
+            -- only owners touch invitations to the owner role
+            and (role <> 'owner' or (select app.current_app_role()) = 'owner')
+         returning {INVITATION_COLUMNS}"
+    );
+    tx.query_opt(&sql, &[&id])
+        .await?
+        .as_ref()
+        .map(InvitationRow::from_row)
+        .transpose()
 }
 
 pub async fn pending_invitations(tx: &TenantTx) -> AppResult<Vec<InvitationRow>> {
@@ -303,12 +335,16 @@ pub enum Acceptance {
 
 /// Accepts for the transaction's user (`app.user_id`).
 pub async fn accept_invitation(tx: &TenantTx, token_hash: &[u8]) -> AppResult<Acceptance> {
-    let row = tx
-        .query_one(
+    let rows = tx
+        .query_raw(
             "select org_id, role, outcome from auth_private.accept_invitation($1)",
             &[&token_hash],
         )
-        .await?;
+        .await?
+        .map_err(|e| on_constraint(e, |c| (c == SEAT_LIMIT).then(no_free_seat)))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("accept_invitation returned no row"))?;
     let outcome: String = row.try_get(2)?;
     let org_role = || -> AppResult<(Uuid, Role)> {
         let org: Option<Uuid> = row.try_get(0)?;

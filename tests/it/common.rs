@@ -10,7 +10,7 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use deskgraph::app::{Server, build_state};
 use deskgraph::config::{DbConfig, ServerConfig};
-use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, migrate};
+use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, TxOptions, migrate};
 use deskgraph::http::AppState;
 use deskgraph::identity::Role;
 use serde_json::{Value, json};
@@ -239,6 +239,8 @@ pub fn server_config() -> ServerConfig {
         max_complexity: 5_000,
         persisted_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/schema/persisted").into(),
         rate_limit_per_minute: 0,
+        // Tests grant allowances explicitly (billing::allowance::grant_due), not on a timer.
+        allowance_interval_secs: 0,
         shutdown_grace_secs: 5,
     }
 }
@@ -452,6 +454,13 @@ pub async fn org_fixture(app: &TestApp, slug: &str) -> OrgFixture {
         .parse()
         .unwrap();
     let owner = owner.in_org(id);
+    // Pro: room for the seats tests add (the Free plan's limit has tests of its own).
+    app.ok(
+        &owner,
+        "mutation { changePlan(plan: \"pro\") { plan { id } } }",
+        json!({}),
+    )
+    .await;
     let mut members = vec![];
     for role in ["ADMIN", "AGENT", "VIEWER"] {
         let mut c = Caller::user(&format!("{slug}-{}", role.to_lowercase()));
@@ -547,9 +556,9 @@ pub async fn trusted_tx(
             user_id: None,
             api_key_id: None,
             role,
+            system: false,
         }),
-        access,
-        10_000,
+        TxOptions::new(access, 10_000),
     )
     .await
     .unwrap()

@@ -56,7 +56,7 @@ async fn listing_fifty_tickets_issues_as_many_statements_as_listing_five() {
         };
         let request =
             Request::new(LIST).variables(async_graphql::Variables::from_json(json!({"n": n})));
-        let outcome = state.engine.execute(creds, request, false).await;
+        let outcome = state.engine.execute(creds, request, false, None).await;
         assert!(
             outcome.response.errors.is_empty(),
             "{:?}",

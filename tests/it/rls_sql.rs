@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use deadpool_postgres::Pool;
-use deskgraph::db::{Access, Credentials, TenantTx};
+use deskgraph::db::{Access, Credentials, TenantTx, TxOptions};
 use deskgraph::identity::Role;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -332,9 +332,9 @@ async fn a_member_of_two_organizations_sees_only_their_own_membership_of_the_oth
             user_id: Some(shared),
             api_key_id: None,
             role: Some(Role::Agent),
+            system: false,
         }),
-        Access::ReadOnly,
-        10_000,
+        TxOptions::new(Access::ReadOnly, 10_000),
     )
     .await
     .unwrap();
@@ -1059,8 +1059,7 @@ async fn resolving_an_api_key_finds_active_keys_and_nothing_for_revoked_or_unkno
             secret_hash: hash,
             org_id: None,
         },
-        Access::ReadOnly,
-        10_000,
+        TxOptions::new(Access::ReadOnly, 10_000),
     )
     .await
     .unwrap();
@@ -1095,6 +1094,7 @@ async fn the_runtime_role_can_execute_only_the_granted_auth_private_functions() 
         "auth_private.authenticate_api_key(bytea)",
         "auth_private.authenticate_user(text,text,text,uuid)",
         "auth_private.can_add_member(uuid)",
+        "auth_private.organizations_due_allowance(uuid,integer)",
     ]
     .map(str::to_owned)
     .into();
@@ -1168,7 +1168,8 @@ async fn every_security_definer_function_lives_in_auth_private_with_a_fixed_sear
     let admin = db.admin().await;
     let rows = admin
         .query(
-            "select p.oid::regprocedure::text, n.nspname::text, coalesce(p.proconfig, '{}')
+            "select p.oid::regprocedure::text, n.nspname::text, coalesce(p.proconfig, '{}'),
+                    p.prorettype = 'trigger'::regtype
                from pg_proc p join pg_namespace n on n.oid = p.pronamespace
               where p.prosecdef and n.nspname not in ('pg_catalog', 'information_schema')
               order by 1",
@@ -1180,12 +1181,26 @@ async fn every_security_definer_function_lives_in_auth_private_with_a_fixed_sear
         rows.len() >= 3,
         "expected the auth_private functions to be SECURITY DEFINER"
     );
+    // Trigger functions cannot be called directly; they live in `internal`, which the runtime role
+    // cannot even see.
+    let internal_usage: bool = admin
+        .query_one(
+            "select has_schema_privilege($1, 'internal', 'usage')",
+            &[&APP_ROLE],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !internal_usage,
+        "the runtime role must not use schema internal"
+    );
     for row in rows {
-        let (name, schema, config): (String, String, Vec<String>) =
-            (row.get(0), row.get(1), row.get(2));
-        assert_eq!(
-            schema, "auth_private",
-            "{name} is SECURITY DEFINER outside auth_private"
+        let (name, schema, config, is_trigger): (String, String, Vec<String>, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert!(
+            schema == "auth_private" || (schema == "internal" && is_trigger),
+            "{name} is SECURITY DEFINER outside auth_private (or, for trigger functions, internal)"
         );
         let path = config
             .iter()

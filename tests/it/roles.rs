@@ -92,6 +92,9 @@ fn object(name: &str) -> Object {
         "invitation" => Object::Invitation,
         "api_key" => Object::ApiKey,
         "persisted_query" => Object::PersistedQuery,
+        "credits" => Object::Credits,
+        "plan" => Object::Plan,
+        "audit_log" => Object::AuditLog,
         other => panic!("policy.csv names an object the code does not know: {other}"),
     }
 }
@@ -138,10 +141,13 @@ enum Mutation {
     RemoveMember,
     CreateApiKey,
     RevokeApiKey,
+    RevokeInvitation,
+    GrantCredits,
+    ChangePlan,
 }
 
 impl Mutation {
-    const ALL: [Mutation; 10] = [
+    const ALL: [Mutation; 13] = [
         Mutation::CreateWorkspace,
         Mutation::CreateTicket,
         Mutation::UpdateTicket,
@@ -152,6 +158,9 @@ impl Mutation {
         Mutation::RemoveMember,
         Mutation::CreateApiKey,
         Mutation::RevokeApiKey,
+        Mutation::RevokeInvitation,
+        Mutation::GrantCredits,
+        Mutation::ChangePlan,
     ];
 
     fn policy(self) -> (&'static str, &'static str) {
@@ -166,6 +175,9 @@ impl Mutation {
             Mutation::RemoveMember => ("member", "remove"),
             Mutation::CreateApiKey => ("api_key", "create"),
             Mutation::RevokeApiKey => ("api_key", "revoke"),
+            Mutation::RevokeInvitation => ("invitation", "revoke"),
+            Mutation::GrantCredits => ("credits", "grant"),
+            Mutation::ChangePlan => ("plan", "change"),
         }
     }
 }
@@ -260,6 +272,39 @@ async fn prepare(app: &TestApp, org: &OrgFixture, m: Mutation, n: &str) -> (&'st
                 json!({"id": key}),
             )
         }
+        Mutation::RevokeInvitation => {
+            let invitation = app
+                .ok(
+                    &org.owner,
+                    "mutation($i: InviteMemberInput!) { inviteMember(input: $i) { invitation { id } } }",
+                    json!({"i": {"email": format!("revoke-{n}@example.com"), "role": "AGENT"}}),
+                )
+                .await["inviteMember"]["invitation"]["id"]
+                .clone();
+            (
+                "mutation($id: ID!) { revokeInvitation(id: $id) { id } }",
+                json!({"id": invitation}),
+            )
+        }
+        Mutation::GrantCredits => (
+            "mutation($i: GrantCreditsInput!) { grantCredits(input: $i) { balance } }",
+            json!({"i": {"amount": 5, "idempotencyKey": format!("grant-{n}")}}),
+        ),
+        Mutation::ChangePlan => {
+            let current = app
+                .ok(&org.owner, "{ credits { plan { id } } }", json!({}))
+                .await["credits"]["plan"]["id"]
+                .clone();
+            let target = if current == "enterprise" {
+                "pro"
+            } else {
+                "enterprise"
+            };
+            (
+                "mutation($p: ID!) { changePlan(plan: $p) { plan { id } } }",
+                json!({"p": target}),
+            )
+        }
     }
 }
 
@@ -273,6 +318,7 @@ async fn snapshot(app: &TestApp, org: &OrgFixture) -> Value {
             members(first: 100) { totalCount edges { node { role user { id } } } }
             invitations { id email role }
             apiKeys { id name role revokedAt }
+            credits { balance held plan { id } }
         }"#,
         json!({}),
     )
@@ -338,8 +384,8 @@ async fn every_mutation_is_forbidden_exactly_when_the_policy_matrix_denies_it() 
             }
         }
     }
-    // owner and admin: all 10; agent: tickets and comments.
-    assert_eq!(allowed_calls, 10 + 10 + 3);
+    // owner: all 13; admin: all but changing the plan; agent: tickets and comments.
+    assert_eq!(allowed_calls, 13 + 12 + 3);
 }
 
 #[tokio::test]

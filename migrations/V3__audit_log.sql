@@ -1,0 +1,177 @@
+-- deskgraph: the audit trail. Every INSERT, UPDATE and DELETE on a tenant table writes an entry, from a
+-- trigger in the same transaction (a rolled-back operation leaves none), hash-chained per organization.
+--
+-- * `audit_log` is append-only for everyone: the runtime role may only read it (owners and admins, by a
+--   RESTRICTIVE policy), and a trigger refuses UPDATE, DELETE and TRUNCATE even to its owner.
+-- * Entry n of an organization stores `prev_hash` (entry n-1's hash; 32 zero bytes for n = 1) and
+--   `hash = sha256(prev_hash || canonical(entry))`, with `canonical` defined by internal.audit_canonical and,
+--   independently, by the verifier in src/audit/chain.rs.
+-- * `audit_heads` holds each organization's last sequence number and hash. Taking its row lock is what
+--   orders the chain, so audited writes of one organization serialise on it until they commit.
+-- * New tenant tables must get an `audit` trigger too; tests/it/catalog.rs fails when one has none.
+
+create table audit_log (
+    org_id uuid not null,
+    seq bigint not null,
+    occurred_at timestamptz not null,
+    actor_user_id uuid,
+    actor_api_key_id uuid,
+    actor_role text,
+    request_id text,
+    action text not null,
+    table_name text not null,
+    row_id text,
+    before jsonb,
+    after jsonb,
+    prev_hash bytea not null,
+    hash bytea not null,
+    primary key (org_id, seq),
+    constraint audit_log_action_check check (action in ('INSERT', 'UPDATE', 'DELETE'))
+);
+create index audit_log_table_idx on audit_log (org_id, table_name, seq);
+
+create table audit_heads (
+    org_id uuid primary key,
+    last_seq bigint not null,
+    last_hash bytea not null
+);
+
+-- The canonical text an entry's hash covers: each field as `<octet length>:<text>` ('-' for null),
+-- joined by '|', after a version tag. Timestamps in UTC with microseconds; JSON as PostgreSQL's jsonb
+-- text (deterministic for a given value).
+create function internal.audit_canonical(
+    p_org_id uuid, p_seq bigint, p_occurred_at timestamptz, p_actor_user_id uuid, p_actor_api_key_id uuid,
+    p_actor_role text, p_request_id text, p_action text, p_table_name text, p_row_id text,
+    p_before jsonb, p_after jsonb
+) returns text
+    language sql
+    stable
+    set search_path = pg_catalog, pg_temp
+    as $$
+    select 'v1|' || array_to_string(array(
+        select coalesce(octet_length(f) || ':' || f, '-')
+          from unnest(array[
+              p_org_id::text,
+              p_seq::text,
+              to_char(p_occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+              p_actor_user_id::text,
+              p_actor_api_key_id::text,
+              p_actor_role,
+              p_request_id,
+              p_action,
+              p_table_name,
+              p_row_id,
+              p_before::text,
+              p_after::text
+          ]) with ordinality as t (f, n)
+         order by n
+    ), '|')
+$$;
+
+-- Trigger arguments: the column holding the organization id, the column holding the row's id, then
+-- columns left out of `before`/`after` (secrets, derived or noisy columns). An UPDATE that changes
+-- nothing but those columns and `updated_at` writes no entry.
+-- SECURITY DEFINER: the runtime role cannot write audit_log or audit_heads at all (a trigger function
+-- cannot be called directly).
+create function internal.audit_row() returns trigger
+    language plpgsql
+    security definer
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    v_full jsonb;
+    v_before jsonb;
+    v_after jsonb;
+    v_skip text[] := coalesce(tg_argv[2:], '{}');
+    v_org uuid;
+    v_seq bigint;
+    v_prev bytea;
+    v_hash bytea;
+    v_at timestamptz := clock_timestamp();
+    v_user uuid := app.current_user_id();
+    v_key uuid := app.current_api_key_id();
+    v_role text := app.current_app_role();
+    v_request text := app.current_request_id();
+begin
+    if tg_op <> 'INSERT' then
+        v_full := to_jsonb(old);
+        v_before := v_full - v_skip;
+    end if;
+    if tg_op <> 'DELETE' then
+        v_full := to_jsonb(new);
+        v_after := v_full - v_skip;
+    end if;
+    if tg_op = 'UPDATE' and (v_before - 'updated_at') = (v_after - 'updated_at') then
+        return null;
+    end if;
+    v_org := (v_full ->> tg_argv[0])::uuid;
+
+    insert into public.audit_heads as h (org_id, last_seq, last_hash)
+    values (v_org, 1, '\x'::bytea)
+    on conflict (org_id) do update set last_seq = h.last_seq + 1
+    returning h.last_seq, nullif(h.last_hash, '\x'::bytea) into v_seq, v_prev;
+    v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
+    v_hash := sha256(v_prev || convert_to(internal.audit_canonical(
+        v_org, v_seq, v_at, v_user, v_key, v_role, v_request, tg_op, tg_table_name,
+        v_full ->> tg_argv[1], v_before, v_after), 'UTF8'));
+    insert into public.audit_log (org_id, seq, occurred_at, actor_user_id, actor_api_key_id, actor_role,
+                                  request_id, action, table_name, row_id, before, after, prev_hash, hash)
+    values (v_org, v_seq, v_at, v_user, v_key, v_role, v_request, tg_op, tg_table_name,
+            v_full ->> tg_argv[1], v_before, v_after, v_prev, v_hash);
+    update public.audit_heads set last_hash = v_hash where org_id = v_org;
+    return null;
+end
+$$;
+revoke all on function internal.audit_row() from public;
+revoke all on function internal.audit_canonical(uuid, bigint, timestamptz, uuid, uuid, text, text, text, text, text, jsonb, jsonb) from public;
+
+create trigger audit after insert or update or delete on organizations
+    for each row execute function internal.audit_row('id', 'id');
+create trigger audit after insert or update or delete on memberships
+    for each row execute function internal.audit_row('org_id', 'user_id');
+create trigger audit after insert or update or delete on invitations
+    for each row execute function internal.audit_row('org_id', 'id', 'token_hash');
+create trigger audit after insert or update or delete on api_keys
+    for each row execute function internal.audit_row('org_id', 'id', 'secret_hash', 'last_used_at');
+create trigger audit after insert or update or delete on workspaces
+    for each row execute function internal.audit_row('org_id', 'id');
+create trigger audit after insert or update or delete on ticket_counters
+    for each row execute function internal.audit_row('org_id', 'org_id');
+create trigger audit after insert or update or delete on tickets
+    for each row execute function internal.audit_row('org_id', 'id', 'search');
+create trigger audit after insert or update or delete on ticket_comments
+    for each row execute function internal.audit_row('org_id', 'id');
+create trigger audit after insert or update or delete on credit_balances
+    for each row execute function internal.audit_row('org_id', 'org_id');
+create trigger audit after insert or update or delete on credit_ledger
+    for each row execute function internal.audit_row('org_id', 'id');
+
+create trigger audit_log_append_only before update or delete on audit_log
+    for each row execute function internal.reject_change();
+create trigger audit_log_no_truncate before truncate on audit_log
+    for each statement execute function internal.reject_change();
+create trigger audit_heads_no_delete before delete on audit_heads
+    for each row execute function internal.reject_change();
+create trigger audit_heads_no_truncate before truncate on audit_heads
+    for each statement execute function internal.reject_change();
+
+-- ---------------------------------------------------------------------------------------------------
+-- Row level security: the organization's owners and admins read its trail; nobody writes it directly.
+alter table audit_log enable row level security;
+alter table audit_log force row level security;
+create policy tenant_isolation on audit_log
+    using (org_id = (select app.current_org_id()))
+    with check (org_id = (select app.current_org_id()));
+create policy audit_log_admins_only on audit_log as restrictive for select
+    using ((select app.current_app_role()) in ('owner', 'admin'));
+
+alter table audit_heads enable row level security;
+alter table audit_heads force row level security;
+create policy tenant_isolation on audit_heads
+    using (org_id = (select app.current_org_id()))
+    with check (org_id = (select app.current_org_id()));
+create policy audit_heads_admins_only on audit_heads as restrictive for select
+    using ((select app.current_app_role()) in ('owner', 'admin'));
+
+grant select on audit_log to deskgraph_api;
+grant select on audit_heads to deskgraph_api;

@@ -1,0 +1,69 @@
+//! Grants each organization its plan's monthly allowance, once per month, from every server instance
+//! at once if need be: the ledger's idempotency key (`allowance:<month>:<plan>`, unique per
+//! organization) makes the second grant a no-op, so no leader election is needed.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+
+use crate::billing::repo;
+use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
+use crate::error::AppResult;
+
+/// Organizations looked up per batch.
+const BATCH: i32 = 500;
+const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+
+/// Grants every allowance that is due now; returns how many were granted. Each organization's grant
+/// runs in its own transaction, acting as `system` in that organization.
+pub async fn grant_due(pool: &Pool) -> AppResult<usize> {
+    let mut granted = 0;
+    let mut after = None;
+    loop {
+        // Listing crosses organizations, so it goes through a SECURITY DEFINER function that returns
+        // ids only; the transaction itself has no tenant.
+        let tx = TenantTx::begin(
+            pool,
+            &Credentials::Trusted(TenantContext::default()),
+            TxOptions::new(Access::ReadOnly, STATEMENT_TIMEOUT_MS),
+        )
+        .await?;
+        let due = repo::organizations_due_allowance(&tx, after, BATCH).await?;
+        tx.commit().await?;
+        for org_id in &due {
+            let tx = TenantTx::begin(
+                pool,
+                &Credentials::Trusted(TenantContext::system(*org_id)),
+                TxOptions::new(Access::ReadWrite, STATEMENT_TIMEOUT_MS),
+            )
+            .await?;
+            let entry = repo::ensure_allowance(&tx).await?;
+            tx.commit().await?;
+            if let Some(entry) = entry {
+                granted += 1;
+                tracing::info!(org_id = %org_id, amount = entry.amount, "monthly allowance granted");
+            }
+        }
+        if due.len() < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            return Ok(granted);
+        }
+        after = due.last().copied();
+    }
+}
+
+/// Runs [`grant_due`] now and then every `interval`, until the task is aborted. Errors are logged and
+/// retried on the next tick.
+pub fn spawn(pool: Pool, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match grant_due(&pool).await {
+                Ok(0) => tracing::debug!("no monthly allowance due"),
+                Ok(n) => tracing::info!(organizations = n, "monthly allowances granted"),
+                Err(err) => tracing::warn!(error = ?err, "granting monthly allowances failed"),
+            }
+        }
+    })
+}
