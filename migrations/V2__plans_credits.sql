@@ -22,6 +22,18 @@ create function app.current_request_id() returns text
     language sql stable parallel safe
     as $$ select nullif(current_setting('app.request_id', true), '') $$;
 
+-- The organization's write lock, held until the transaction ends. Every read-write transaction with an
+-- organization takes it first (TenantTx does, right after setting the context), and so does every
+-- audited write (internal.audit_row) and every path that writes into an organization other than the
+-- current one. Taking it before any row lock gives all writers of an organization one lock order, so
+-- the per-organization locks below (balance, seat count, audit chain, ticket counter) cannot deadlock.
+-- An advisory lock needs no privilege; a 64-bit hash makes collisions between organizations negligible
+-- (and harmless: two organizations would only share a queue).
+create function app.lock_org_for_writes(p_org_id uuid) returns void
+    language sql volatile
+    as $$ select pg_advisory_xact_lock(hashtextextended('deskgraph.org:' || p_org_id::text, 0))
+          where p_org_id is not null $$;
+
 -- Refuses UPDATE, DELETE and TRUNCATE on append-only tables, whoever asks.
 create function internal.reject_change() returns trigger
     language plpgsql
@@ -79,10 +91,15 @@ declare
     v_limit integer;
     v_plan text;
 begin
-    select p.seat_limit, p.name into v_limit, v_plan
-      from public.organizations o join public.plans p on p.id = o.plan
-     where o.id = new.org_id
-       for no key update of o;
+    perform app.lock_org_for_writes(new.org_id);
+    -- Lock the organization alone, then read its plan: a locking join re-checked after a concurrent plan
+    -- change would pair the new plan id with the old plans row and find nothing.
+    select o.plan into v_plan from public.organizations o where o.id = new.org_id for no key update;
+    if not found then
+        raise exception 'organization % does not exist', new.org_id
+            using errcode = 'foreign_key_violation';
+    end if;
+    select p.seat_limit, p.name into v_limit, v_plan from public.plans p where p.id = v_plan;
     if v_limit is not null and internal.seats_used(new.org_id) >= v_limit then
         raise exception 'the % plan allows % seats', v_plan, v_limit
             using errcode = 'check_violation', constraint = 'plan_seat_limit';
@@ -211,6 +228,7 @@ begin
     new.request_id := app.current_request_id();
     new.created_at := clock_timestamp();
 
+    perform app.lock_org_for_writes(new.org_id);
     insert into public.credit_balances (org_id) values (new.org_id) on conflict (org_id) do nothing;
     -- Every ledger write of an organization serialises here.
     select * into strict v_bal from public.credit_balances b where b.org_id = new.org_id for update;
@@ -314,16 +332,15 @@ alter table credit_ledger force row level security;
 create policy tenant_isolation on credit_ledger
     using (org_id = (select app.current_org_id()))
     with check (org_id = (select app.current_org_id()));
--- Who may write which kind of entry. `system` is the server's own background work (allowances, AI
--- jobs); people grant, agents place and settle holds for the AI work they start.
+-- Who may write which kind of entry. Only owners and admins add credits (GRANT, PURCHASE, REFUND,
+-- ADJUSTMENT); `system`, the server's own background work (AI jobs), may only place and settle holds,
+-- which never create credits; anyone may trigger the allowance, whose amount the database derives.
 create policy credit_ledger_insert_by_role on credit_ledger as restrictive for insert with check (
-    case kind
-        when 'ALLOWANCE' then (select app.current_app_role()) is not null
-        when 'HOLD' then (select app.current_app_role()) in ('owner', 'admin', 'agent', 'system')
-        when 'CAPTURE' then (select app.current_app_role()) in ('owner', 'admin', 'agent', 'system')
-        when 'RELEASE' then (select app.current_app_role()) in ('owner', 'admin', 'agent', 'system')
-        when 'GRANT' then (select app.current_app_role()) in ('owner', 'admin')
-        else (select app.current_app_role()) in ('owner', 'admin', 'system')
+    case
+        when kind = 'ALLOWANCE' then (select app.current_app_role()) is not null
+        when kind in ('HOLD', 'CAPTURE', 'RELEASE')
+            then (select app.current_app_role()) in ('owner', 'admin', 'agent', 'system')
+        else (select app.current_app_role()) in ('owner', 'admin')
     end
 );
 
@@ -340,7 +357,8 @@ create function auth_private.organizations_due_allowance(p_after uuid, p_limit i
     as $$
     select o.id from public.organizations o
       join public.plans p on p.id = o.plan
-     where o.id > coalesce(p_after, '00000000-0000-0000-0000-000000000000'::uuid)
+     where app.current_app_role() = 'system' -- the server's scheduler only
+       and o.id > coalesce(p_after, '00000000-0000-0000-0000-000000000000'::uuid)
        and p.monthly_credits > coalesce((
         select sum(l.amount) from public.credit_ledger l
          where l.org_id = o.id and l.kind = 'ALLOWANCE'

@@ -6,8 +6,9 @@
 -- * Entry n of an organization stores `prev_hash` (entry n-1's hash; 32 zero bytes for n = 1) and
 --   `hash = sha256(prev_hash || canonical(entry))`, with `canonical` defined by internal.audit_canonical and,
 --   independently, by the verifier in src/audit/chain.rs.
--- * `audit_heads` holds each organization's last sequence number and hash. Taking its row lock is what
---   orders the chain, so audited writes of one organization serialise on it until they commit.
+-- * `audit_heads` holds each organization's last sequence number and hash. The organization's write lock
+--   (app.lock_org_for_writes) orders the chain, so audited writes of one organization serialise until
+--   they commit.
 -- * New tenant tables must get an `audit` trigger too; tests/it/catalog.rs fails when one has none.
 
 create table audit_log (
@@ -36,7 +37,7 @@ create table audit_heads (
     last_hash bytea not null
 );
 
--- The canonical text an entry's hash covers: each field as `<octet length>:<text>` ('-' for null),
+-- The canonical text an entry's hash covers: each field as `<UTF-8 byte length>:<text>` ('-' for null),
 -- joined by '|', after a version tag. Timestamps in UTC with microseconds; JSON as PostgreSQL's jsonb
 -- text (deterministic for a given value).
 create function internal.audit_canonical(
@@ -49,7 +50,7 @@ create function internal.audit_canonical(
     set search_path = pg_catalog, pg_temp
     as $$
     select 'v1|' || array_to_string(array(
-        select coalesce(octet_length(f) || ':' || f, '-')
+        select coalesce(octet_length(convert_to(f, 'UTF8')) || ':' || f, '-')
           from unnest(array[
               p_org_id::text,
               p_seq::text,
@@ -105,12 +106,21 @@ begin
         return null;
     end if;
     v_org := (v_full ->> tg_argv[0])::uuid;
+    -- A role is the role in the current organization; a write into another one (accepting an
+    -- invitation) records the user without it.
+    if v_org is distinct from app.current_org_id() then
+        v_role := null;
+    end if;
 
-    insert into public.audit_heads as h (org_id, last_seq, last_hash)
-    values (v_org, 1, '\x'::bytea)
-    on conflict (org_id) do update set last_seq = h.last_seq + 1
-    returning h.last_seq, nullif(h.last_hash, '\x'::bytea) into v_seq, v_prev;
-    v_prev := coalesce(v_prev, decode(repeat('00', 32), 'hex'));
+    -- The organization's write lock orders the chain (and is already held by a tenant transaction).
+    perform app.lock_org_for_writes(v_org);
+    select h.last_seq, h.last_hash into v_seq, v_prev from public.audit_heads h where h.org_id = v_org;
+    if not found then
+        v_seq := 0;
+        v_prev := decode(repeat('00', 32), 'hex');
+        insert into public.audit_heads (org_id, last_seq, last_hash) values (v_org, 0, v_prev);
+    end if;
+    v_seq := v_seq + 1;
     v_hash := sha256(v_prev || convert_to(internal.audit_canonical(
         v_org, v_seq, v_at, v_user, v_key, v_role, v_request, tg_op, tg_table_name,
         v_full ->> tg_argv[1], v_before, v_after), 'UTF8'));
@@ -118,7 +128,7 @@ begin
                                   request_id, action, table_name, row_id, before, after, prev_hash, hash)
     values (v_org, v_seq, v_at, v_user, v_key, v_role, v_request, tg_op, tg_table_name,
             v_full ->> tg_argv[1], v_before, v_after, v_prev, v_hash);
-    update public.audit_heads set last_hash = v_hash where org_id = v_org;
+    update public.audit_heads set last_seq = v_seq, last_hash = v_hash where org_id = v_org;
     return null;
 end
 $$;
@@ -172,6 +182,56 @@ create policy tenant_isolation on audit_heads
     with check (org_id = (select app.current_org_id()));
 create policy audit_heads_admins_only on audit_heads as restrictive for select
     using ((select app.current_app_role()) in ('owner', 'admin'));
+
+-- ---------------------------------------------------------------------------------------------------
+-- accept_invitation writes into an organization that is not the transaction's own: it takes that
+-- organization's write lock before any row lock, like every other writer (same behaviour as V1's).
+create or replace function auth_private.accept_invitation(p_token_hash bytea)
+    returns table (org_id uuid, role text, outcome text)
+    language plpgsql
+    security definer
+    set search_path = pg_catalog, pg_temp
+    as $$
+declare
+    v_inv public.invitations%rowtype;
+    v_existing text;
+    p_user_id uuid := app.current_user_id();
+begin
+    if p_user_id is null then
+        return query select null::uuid, null::text, 'invalid'::text;
+        return;
+    end if;
+    select * into v_inv from public.invitations i
+     where i.token_hash = p_token_hash and i.accepted_at is null;
+    if not found then
+        return query select null::uuid, null::text, 'invalid'::text;
+        return;
+    end if;
+    perform app.lock_org_for_writes(v_inv.org_id);
+    -- Re-read under the lock: a concurrent acceptance or revocation may have won.
+    select * into v_inv from public.invitations i
+     where i.org_id = v_inv.org_id and i.id = v_inv.id and i.accepted_at is null
+     for update;
+    if not found then
+        return query select null::uuid, null::text, 'invalid'::text;
+        return;
+    end if;
+    if v_inv.expires_at <= now() then
+        return query select v_inv.org_id, v_inv.role, 'expired'::text;
+        return;
+    end if;
+    update public.invitations i set accepted_at = now(), accepted_by = p_user_id
+     where i.org_id = v_inv.org_id and i.id = v_inv.id;
+    select m.role into v_existing from public.memberships m
+     where m.org_id = v_inv.org_id and m.user_id = p_user_id;
+    if v_existing is not null then
+        return query select v_inv.org_id, v_existing, 'already_member'::text;
+        return;
+    end if;
+    insert into public.memberships (org_id, user_id, role) values (v_inv.org_id, p_user_id, v_inv.role);
+    return query select v_inv.org_id, v_inv.role, 'accepted'::text;
+end
+$$;
 
 grant select on audit_log to deskgraph_api;
 grant select on audit_heads to deskgraph_api;

@@ -114,8 +114,18 @@ pub async fn count(tx: &TenantTx, filter: &AuditFilter) -> AppResult<i64> {
 const VERIFY_CHUNK: i64 = 5_000;
 
 /// Recomputes the organization's whole chain from the stored entries, in sequence order, and checks it
-/// against the recorded head.
+/// against the recorded head. The head is read first and only entries up to it are checked, so writes
+/// committed meanwhile (READ COMMITTED) are neither missed nor mistaken for damage.
 pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec<u8>)>)> {
+    let head = tx
+        .query_opt(
+            "select last_seq, last_hash from audit_heads where org_id = (select app.current_org_id())",
+            &[],
+        )
+        .await?
+        .map(|r| -> AppResult<(i64, Vec<u8>)> { Ok((r.try_get(0)?, r.try_get(1)?)) })
+        .transpose()?;
+    let last = head.as_ref().map_or(0, |(seq, _)| *seq);
     let mut verifier = Verifier::new();
     loop {
         let rows = tx
@@ -124,10 +134,10 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
                         request_id, action, table_name, row_id, before::text as before,
                         after::text as after, prev_hash, hash
                    from audit_log
-                  where org_id = (select app.current_org_id()) and seq >= $1
+                  where org_id = (select app.current_org_id()) and seq >= $1 and seq <= $2
                   order by seq
-                  limit $2",
-                &[&verifier.next_seq(), &VERIFY_CHUNK],
+                  limit $3",
+                &[&verifier.next_seq(), &last, &VERIFY_CHUNK],
             )
             .await?;
         for row in &rows {
@@ -152,13 +162,5 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
             break;
         }
     }
-    let head = tx
-        .query_opt(
-            "select last_seq, last_hash from audit_heads where org_id = (select app.current_org_id())",
-            &[],
-        )
-        .await?
-        .map(|r| -> AppResult<(i64, Vec<u8>)> { Ok((r.try_get(0)?, r.try_get(1)?)) })
-        .transpose()?;
     Ok((verifier.finish(head.clone()), head))
 }

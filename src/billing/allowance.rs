@@ -21,10 +21,13 @@ pub async fn grant_due(pool: &Pool) -> AppResult<usize> {
     let mut after = None;
     loop {
         // Listing crosses organizations, so it goes through a SECURITY DEFINER function that returns
-        // ids only; the transaction itself has no tenant.
+        // ids only (to the `system` role only); the transaction itself has no tenant.
         let tx = TenantTx::begin(
             pool,
-            &Credentials::Trusted(TenantContext::default()),
+            &Credentials::Trusted(TenantContext {
+                system: true,
+                ..TenantContext::default()
+            }),
             TxOptions::new(Access::ReadOnly, STATEMENT_TIMEOUT_MS),
         )
         .await?;

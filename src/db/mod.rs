@@ -212,16 +212,15 @@ impl TenantTx {
         let request_id = clean_request_id(options.request_id);
         // Reads run in a READ ONLY transaction. Resolving a user may create their row on first sight,
         // so the read-only switch comes after it (allowed: a transaction may become read-only late).
+        // Writes first take their organization's write lock, before any row lock, so that all writers
+        // of an organization lock in one order (see app.lock_org_for_writes).
         let begin = client.query_typed(BEGIN_READ_WRITE, &[]);
-        let read_only = async {
-            if access == Access::ReadOnly {
-                client
-                    .query_typed("set transaction read only", &[])
-                    .await
-                    .map(|_| ())
-            } else {
-                Ok(())
-            }
+        let third = async {
+            let sql = match access {
+                Access::ReadOnly => "set transaction read only",
+                Access::ReadWrite => "select app.lock_org_for_writes(app.current_org_id())",
+            };
+            client.query_typed(sql, &[]).await.map(|_| ())
         };
         let trusted;
         let (sql, params): (&str, Vec<(&(dyn ToSql + Sync), Type)>) = match credentials {
@@ -265,12 +264,12 @@ impl TenantTx {
                 )
             }
         };
-        // One round trip: BEGIN, the caller's resolution with its settings, and the read-only switch.
-        let (begin, rows, read_only) =
-            tokio::join!(begin, client.query_typed(sql, &params), read_only);
+        // One round trip: BEGIN, the caller's resolution with its settings, and the read-only switch
+        // or the write lock.
+        let (begin, rows, third) = tokio::join!(begin, client.query_typed(sql, &params), third);
         begin?;
         let rows = rows?;
-        read_only?;
+        third?;
         let context = match credentials {
             Credentials::User { org_id, .. } => {
                 let row = rows.first().context("authenticate_user returned no row")?;

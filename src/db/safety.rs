@@ -1,5 +1,6 @@
 //! Fail-closed start-up checks (DESIGN §2 rule 2): the server refuses to run when its database role
-//! could bypass row level security, or when a tenant table is not protected by it.
+//! could bypass row level security, when a tenant table is not protected by it, or when a tenant
+//! table's writes would escape the audit trail.
 
 use anyhow::{Context as _, bail};
 use deadpool_postgres::Pool;
@@ -50,7 +51,51 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
             unprotected.join(", ")
         );
     }
+    let unaudited = unaudited_tenant_tables(&client).await?;
+    if !unaudited.is_empty() {
+        bail!(
+            "refusing to start: tenant tables without an enabled audit trigger: {}",
+            unaudited.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The audit trail's own tables: they are the record, not recorded.
+pub const AUDIT_TABLES: [&str; 2] = ["audit_log", "audit_heads"];
+
+/// Tenant tables (an `org_id` column, or `organizations` itself) without an enabled row-level AFTER
+/// INSERT, UPDATE and DELETE trigger running `internal.audit_row`.
+pub async fn unaudited_tenant_tables(
+    client: &tokio_postgres::Client,
+) -> anyhow::Result<Vec<String>> {
+    // tgtype bits: 1 = row, 2 = before, 4 = insert, 8 = delete, 16 = update.
+    let rows = client
+        .query(
+            "select c.oid::regclass::text
+               from pg_class c
+               join pg_namespace n on n.oid = c.relnamespace
+              where c.relkind in ('r', 'p')
+                and n.nspname not in ('pg_catalog', 'information_schema')
+                and (exists (select 1 from pg_attribute a
+                              where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped)
+                     or c.oid = 'public.organizations'::regclass)
+                and not (c.oid::regclass::text = any($1))
+                and not exists (
+                    select 1 from pg_trigger t
+                      join pg_proc p on p.oid = t.tgfoid
+                      join pg_namespace pn on pn.oid = p.pronamespace
+                     where t.tgrelid = c.oid
+                       -- by name: the runtime role cannot resolve names in schema internal
+                       and pn.nspname = 'internal' and p.proname = 'audit_row'
+                       and t.tgenabled <> 'D'
+                       and t.tgtype & 1 = 1 and t.tgtype & 2 = 0 and t.tgtype & 28 = 28)
+              order by 1",
+            &[&AUDIT_TABLES.as_slice()],
+        )
+        .await
+        .context("failed to inspect the catalog")?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Tables with an `org_id` column that lack ENABLE + FORCE ROW LEVEL SECURITY or any policy.

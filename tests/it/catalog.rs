@@ -6,7 +6,9 @@
 // Helpers here are test code too: a failed unwrap is a failed test with its cause.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use deskgraph::db::safety::{check_runtime_role, unprotected_tenant_tables};
+use deskgraph::db::safety::{
+    AUDIT_TABLES, check_runtime_role, unaudited_tenant_tables, unprotected_tenant_tables,
+};
 use tokio_postgres::Client;
 
 use crate::common::{APP_ROLE, TestDb, TestRole, db_url};
@@ -14,6 +16,10 @@ use crate::common::{APP_ROLE, TestDb, TestRole, db_url};
 /// Tables the migrations create with an `org_id` column; the catalog must list at least these.
 const KNOWN_TENANT_TABLES: &[&str] = &[
     "api_keys",
+    "audit_heads",
+    "audit_log",
+    "credit_balances",
+    "credit_ledger",
     "invitations",
     "memberships",
     "ticket_comments",
@@ -348,6 +354,15 @@ async fn the_catalog_checks_name_a_tenant_table_until_it_is_fully_protected() {
         .await
         .unwrap();
     assert!(unprotected_tenant_tables(&admin).await.unwrap().is_empty());
+    // Protected but not yet audited: the server still refuses; the audit trigger fixes that.
+    assert!(check_runtime_role(&runtime).await.is_err());
+    admin
+        .batch_execute(
+            "create trigger audit after insert or update or delete on x
+                 for each row execute function internal.audit_row('org_id', 'org_id')",
+        )
+        .await
+        .unwrap();
     let policies = policy_violations(&admin).await;
     assert!(policies.is_empty(), "{policies:#?}");
     let keys = key_violations(&admin).await;
@@ -400,4 +415,57 @@ async fn the_start_up_check_refuses_a_role_that_inherits_bypassrls_or_owns_a_tab
     let pool = deskgraph::db::pool_for(&db_url(&owner.name, None, &db.name), 1).unwrap();
     let err = check_runtime_role(&pool).await.unwrap_err().to_string();
     assert!(err.contains("owns tables (owned_here)"), "{err}");
+}
+
+#[tokio::test]
+async fn every_tenant_table_has_an_audit_trigger() {
+    let db = TestDb::new().await;
+    let admin = db.admin().await;
+    let unaudited = unaudited_tenant_tables(&admin).await.unwrap();
+    assert!(
+        unaudited.is_empty(),
+        "tenant tables without an audit trigger: {unaudited:?}"
+    );
+    // Every tenant table but the trail's own is covered, organizations included.
+    let audited: Vec<String> = admin
+        .query(
+            "select distinct t.tgrelid::regclass::text from pg_trigger t
+              where t.tgfoid = 'internal.audit_row()'::regprocedure order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected: Vec<String> = tenant_tables(&admin)
+        .await
+        .into_iter()
+        .filter(|t| !AUDIT_TABLES.contains(&t.as_str()))
+        .chain(["organizations".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(audited, expected);
+
+    // The check can fail: a new tenant table without the trigger is named, and so is a disabled one.
+    admin
+        .batch_execute(
+            "create table scratch_notes (org_id uuid not null, id uuid not null, primary key (org_id, id));
+             alter table scratch_notes enable row level security;
+             alter table scratch_notes force row level security;
+             create policy tenant_isolation on scratch_notes using (org_id = (select app.current_org_id()));
+             alter table tickets disable trigger audit;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        unaudited_tenant_tables(&admin).await.unwrap(),
+        vec!["scratch_notes".to_owned(), "tickets".to_owned()]
+    );
+    // And the server refuses to start on such a database.
+    let err = check_runtime_role(&db.runtime_pool(1)).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("audit trigger"),
+        "unexpected refusal: {err:#}"
+    );
 }

@@ -13,6 +13,7 @@ mod auth;
 mod bad_input;
 mod catalog;
 mod cli;
+mod credits;
 mod demo;
 mod http;
 mod isolation;
