@@ -794,3 +794,101 @@ async fn the_ledger_pages_newest_first_and_records_request_and_actor() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_server_itself_can_hold_and_settle_but_never_create_credits() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let pool = app.db.runtime_pool(8);
+    let before = assert_books(&app.db, org.id).await;
+    for kind in ["GRANT", "PURCHASE", "ADJUSTMENT", "REFUND"] {
+        let tx = system_tx(&pool, org.id).await;
+        let err = tx
+            .execute(
+                "insert into credit_ledger (org_id, kind, amount, idempotency_key, balance_after, held_after)
+                 values ($1, $2, 100, $3, 0, 0)",
+                &[&org.id, &kind, &format!("system-{kind}")],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            sql_state(&err),
+            Some(tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "system {kind}"
+        );
+        tx.rollback().await.unwrap();
+    }
+    // A release can never return more than its hold held.
+    let tx = system_tx(&pool, org.id).await;
+    let hold = credits::hold(&tx, 2, "small", None).await.unwrap();
+    let err = tx
+        .execute(
+            "insert into credit_ledger (org_id, kind, amount, held_change, hold_id, idempotency_key, balance_after, held_after)
+             values ($1, 'RELEASE', 500, -500, $2, 'too-much', 0, 0)",
+            &[&org.id, &hold.id],
+        )
+        .await
+        .unwrap_err();
+    let constraint = match &err {
+        AppError::Internal(cause) => cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.as_db_error())
+            .and_then(|e| e.constraint())
+            .map(str::to_owned),
+        _ => None,
+    };
+    assert_eq!(
+        constraint.as_deref(),
+        Some("credit_ledger_hold_settled"),
+        "{err:?}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(assert_books(&app.db, org.id).await, before);
+    // Listing organizations due an allowance is for the scheduler alone.
+    let tx = trusted_tx(&pool, Some(org.id), Some(Role::Owner), Access::ReadOnly).await;
+    let listed: i64 = tx
+        .query_one(
+            "select count(*) from auth_private.organizations_due_allowance(null, 100)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listed, 0);
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_downgrade_racing_invitations_never_leaves_more_seats_than_the_plan_allows() {
+    let app = TestApp::spawn().await;
+    for round in 0..3 {
+        let org = org_fixture(&app, &format!("race{round}")).await;
+        // Pro, four members: a downgrade to Free (5 seats) races six invitations.
+        let downgrade = app.post(&org.owner, CHANGE_PLAN, json!({"p": "free"}));
+        let invites = (0..6).map(|i| {
+            app.post(
+                &org.admin,
+                INVITE,
+                json!({"e": format!("r{round}-{i}@example.com")}),
+            )
+        });
+        let (down, invited) = tokio::join!(downgrade, join_all(invites));
+        for (_, body) in invited.iter().chain(std::iter::once(&down)) {
+            if let Some(code) = error_code(body) {
+                assert_eq!(code, "BAD_USER_INPUT", "{body}");
+            }
+        }
+        let state = app
+            .ok(
+                &org.owner,
+                "{ members { totalCount } invitations { id } credits { plan { id seatLimit } } }",
+                json!({}),
+            )
+            .await;
+        let used = state["members"]["totalCount"].as_i64().unwrap()
+            + state["invitations"].as_array().unwrap().len() as i64;
+        if let Some(limit) = state["credits"]["plan"]["seatLimit"].as_i64() {
+            assert!(used <= limit, "round {round}: {used} seats on {state}");
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod audit;
 mod auth;
 mod bad_input;
 mod catalog;
