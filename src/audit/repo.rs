@@ -127,17 +127,20 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
         .transpose()?;
     let last = head.as_ref().map_or(0, |(seq, _)| *seq);
     let mut verifier = Verifier::new();
-    loop {
+    // Fixed-width ranges of sequence numbers rather than LIMIT: each query touches at most one chunk of
+    // rows whatever plan PostgreSQL picks (with stale statistics it may sort everything after `from`).
+    let mut from = 1;
+    while from <= last {
+        let to = (from + VERIFY_CHUNK - 1).min(last);
         let rows = tx
             .query(
                 "select org_id, seq, occurred_at, actor_user_id, actor_api_key_id, actor_role,
                         request_id, action, table_name, row_id, before::text as before,
                         after::text as after, prev_hash, hash
                    from audit_log
-                  where org_id = (select app.current_org_id()) and seq >= $1 and seq <= $2
-                  order by seq
-                  limit $3",
-                &[&verifier.next_seq(), &last, &VERIFY_CHUNK],
+                  where org_id = (select app.current_org_id()) and seq between $1 and $2
+                  order by seq",
+                &[&from, &to],
             )
             .await?;
         for row in &rows {
@@ -158,9 +161,7 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
                 hash: row.try_get("hash")?,
             });
         }
-        if (rows.len() as i64) < VERIFY_CHUNK {
-            break;
-        }
+        from = to + 1;
     }
     Ok((verifier.finish(head.clone()), head))
 }
