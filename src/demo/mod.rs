@@ -349,6 +349,9 @@ Example queries:
   { tickets(first: 10, filter: { status: OPEN }) { totalCount edges { node { number title priority workspace { name } assignee { name } commentCount } } } }
   { tickets(first: 5, filter: { search: "refund" }) { edges { node { number title status } } } }
   mutation { createTicket(input: { workspaceId: "<id from { workspaces { id name } }>", title: "Printer on fire", priority: HIGH }) { id number } }
+  { credits { balance held plan { name monthlyCredits seatLimit } ledger(first: 5) { edges { node { kind amount balanceAfter note } } } } }
+  { auditLog(first: 5) { edges { node { seq occurredAt action table actor { kind role user { name } } after } } } }   (owners, admins)
+  { verifyAuditChain { ok checkedEntries firstBrokenSeq } }   (owners, admins)
 "#;
     println!("{out}");
     Ok(())
