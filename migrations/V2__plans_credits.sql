@@ -22,11 +22,12 @@ create function app.current_request_id() returns text
     language sql stable parallel safe
     as $$ select nullif(current_setting('app.request_id', true), '') $$;
 
--- The organization's write lock, held until the transaction ends. Every read-write transaction with an
--- organization takes it first (TenantTx does, right after setting the context), and so does every
--- audited write (internal.audit_row) and every path that writes into an organization other than the
--- current one. Taking it before any row lock gives all writers of an organization one lock order, so
--- the per-organization locks below (balance, seat count, audit chain, ticket counter) cannot deadlock.
+-- The organization's write lock, held until the transaction ends. Every write statement on a tenant
+-- table takes it for the current organization before touching any row (a BEFORE ... FOR EACH STATEMENT
+-- trigger, internal.lock_current_org, added with the audit triggers in V3), and so does every path that
+-- locks rows outside a write statement or writes into an organization other than the current one.
+-- Taking it before any row lock gives all writers of an organization one lock order, so the
+-- per-organization locks below (balance, seat count, audit chain, ticket counter) cannot deadlock.
 -- An advisory lock needs no privilege; a 64-bit hash makes collisions between organizations negligible
 -- (and harmless: two organizations would only share a queue).
 create function app.lock_org_for_writes(p_org_id uuid) returns void

@@ -135,6 +135,20 @@ $$;
 revoke all on function internal.audit_row() from public;
 revoke all on function internal.audit_canonical(uuid, bigint, timestamptz, uuid, uuid, text, text, text, text, text, jsonb, jsonb) from public;
 
+-- Every write statement on a tenant table first takes the current organization's write lock (before
+-- the statement locks any row), so that all writers of an organization lock in one order. Writes into
+-- another organization (accept_invitation) switch the context to it first.
+create function internal.lock_current_org() returns trigger
+    language plpgsql
+    set search_path = pg_catalog, pg_temp
+    as $$
+begin
+    perform app.lock_org_for_writes(app.current_org_id());
+    return null;
+end
+$$;
+revoke all on function internal.lock_current_org() from public;
+
 create trigger audit after insert or update or delete on organizations
     for each row execute function internal.audit_row('id', 'id');
 create trigger audit after insert or update or delete on memberships
@@ -155,6 +169,27 @@ create trigger audit after insert or update or delete on credit_balances
     for each row execute function internal.audit_row('org_id', 'org_id');
 create trigger audit after insert or update or delete on credit_ledger
     for each row execute function internal.audit_row('org_id', 'id');
+
+create trigger lock_org before insert or update or delete on organizations
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on memberships
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on invitations
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on api_keys
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on workspaces
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on ticket_counters
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on tickets
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on ticket_comments
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on credit_balances
+    for each statement execute function internal.lock_current_org();
+create trigger lock_org before insert or update or delete on credit_ledger
+    for each statement execute function internal.lock_current_org();
 
 create trigger audit_log_append_only before update or delete on audit_log
     for each row execute function internal.reject_change();
@@ -195,6 +230,9 @@ create or replace function auth_private.accept_invitation(p_token_hash bytea)
 declare
     v_inv public.invitations%rowtype;
     v_existing text;
+    v_prev_org text;
+    v_prev_role text;
+    v_outcome text;
     p_user_id uuid := app.current_user_id();
 begin
     if p_user_id is null then
@@ -208,28 +246,39 @@ begin
         return;
     end if;
     perform app.lock_org_for_writes(v_inv.org_id);
+    -- Write as the invited organization, with no role: the statement triggers then lock only that
+    -- organization (never the one the caller has selected, which could deadlock with a twin accepting
+    -- the other way round), and the audit trail records the user without a role. Restored below.
+    v_prev_org := current_setting('app.org_id', true);
+    v_prev_role := current_setting('app.role', true);
+    perform set_config('app.org_id', v_inv.org_id::text, true), set_config('app.role', '', true);
     -- Re-read under the lock: a concurrent acceptance or revocation may have won.
     select * into v_inv from public.invitations i
      where i.org_id = v_inv.org_id and i.id = v_inv.id and i.accepted_at is null
      for update;
     if not found then
-        return query select null::uuid, null::text, 'invalid'::text;
-        return;
+        v_outcome := 'invalid';
+    elsif v_inv.expires_at <= now() then
+        v_outcome := 'expired';
+    else
+        update public.invitations i set accepted_at = now(), accepted_by = p_user_id
+         where i.org_id = v_inv.org_id and i.id = v_inv.id;
+        select m.role into v_existing from public.memberships m
+         where m.org_id = v_inv.org_id and m.user_id = p_user_id;
+        if v_existing is not null then
+            v_outcome := 'already_member';
+        else
+            insert into public.memberships (org_id, user_id, role)
+            values (v_inv.org_id, p_user_id, v_inv.role);
+            v_outcome := 'accepted';
+        end if;
     end if;
-    if v_inv.expires_at <= now() then
-        return query select v_inv.org_id, v_inv.role, 'expired'::text;
-        return;
-    end if;
-    update public.invitations i set accepted_at = now(), accepted_by = p_user_id
-     where i.org_id = v_inv.org_id and i.id = v_inv.id;
-    select m.role into v_existing from public.memberships m
-     where m.org_id = v_inv.org_id and m.user_id = p_user_id;
-    if v_existing is not null then
-        return query select v_inv.org_id, v_existing, 'already_member'::text;
-        return;
-    end if;
-    insert into public.memberships (org_id, user_id, role) values (v_inv.org_id, p_user_id, v_inv.role);
-    return query select v_inv.org_id, v_inv.role, 'accepted'::text;
+    perform set_config('app.org_id', coalesce(v_prev_org, ''), true),
+            set_config('app.role', coalesce(v_prev_role, ''), true);
+    return query select
+        case when v_outcome = 'invalid' then null else v_inv.org_id end,
+        case v_outcome when 'invalid' then null when 'already_member' then v_existing else v_inv.role end,
+        v_outcome;
 end
 $$;
 

@@ -117,15 +117,29 @@ const VERIFY_CHUNK: i64 = 5_000;
 /// against the recorded head. The head is read first and only entries up to it are checked, so writes
 /// committed meanwhile (READ COMMITTED) are neither missed nor mistaken for damage.
 pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec<u8>)>)> {
-    let head = tx
-        .query_opt(
-            "select last_seq, last_hash from audit_heads where org_id = (select app.current_org_id())",
+    // The head, and the highest stored entry, read together: an entry beyond the head (or a head
+    // removed or lowered) is as suspect as a changed entry, so both bound what is read.
+    let row = tx
+        .query_one(
+            "select h.last_seq, h.last_hash,
+                    (select max(l.seq) from audit_log l where l.org_id = (select app.current_org_id()))
+               from (select 1) one
+               left join audit_heads h on h.org_id = (select app.current_org_id())",
             &[],
         )
-        .await?
-        .map(|r| -> AppResult<(i64, Vec<u8>)> { Ok((r.try_get(0)?, r.try_get(1)?)) })
-        .transpose()?;
-    let last = head.as_ref().map_or(0, |(seq, _)| *seq);
+        .await?;
+    let head = match (
+        row.try_get::<_, Option<i64>>(0)?,
+        row.try_get::<_, Option<Vec<u8>>>(1)?,
+    ) {
+        (Some(seq), Some(hash)) => Some((seq, hash)),
+        _ => None,
+    };
+    let max_seq: Option<i64> = row.try_get(2)?;
+    let last = head
+        .as_ref()
+        .map_or(0, |(seq, _)| *seq)
+        .max(max_seq.unwrap_or(0));
     let mut verifier = Verifier::new();
     // Fixed-width ranges of sequence numbers rather than LIMIT: each query touches at most one chunk of
     // rows whatever plan PostgreSQL picks (with stale statistics it may sort everything after `from`).

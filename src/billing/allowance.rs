@@ -15,9 +15,11 @@ const BATCH: i32 = 500;
 const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 
 /// Grants every allowance that is due now; returns how many were granted. Each organization's grant
-/// runs in its own transaction, acting as `system` in that organization.
+/// runs in its own transaction, acting as `system` in that organization; one that fails is logged and
+/// retried on the next run, and does not hold up the others.
 pub async fn grant_due(pool: &Pool) -> AppResult<usize> {
     let mut granted = 0;
+    let mut failed = 0;
     let mut after = None;
     loop {
         // Listing crosses organizations, so it goes through a SECURITY DEFINER function that returns
@@ -34,24 +36,39 @@ pub async fn grant_due(pool: &Pool) -> AppResult<usize> {
         let due = repo::organizations_due_allowance(&tx, after, BATCH).await?;
         tx.commit().await?;
         for org_id in &due {
-            let tx = TenantTx::begin(
-                pool,
-                &Credentials::Trusted(TenantContext::system(*org_id)),
-                TxOptions::new(Access::ReadWrite, STATEMENT_TIMEOUT_MS),
-            )
-            .await?;
-            let entry = repo::ensure_allowance(&tx).await?;
-            tx.commit().await?;
-            if let Some(entry) = entry {
-                granted += 1;
-                tracing::info!(org_id = %org_id, amount = entry.amount, "monthly allowance granted");
+            match grant_one(pool, *org_id).await {
+                Ok(Some(amount)) => {
+                    granted += 1;
+                    tracing::info!(org_id = %org_id, amount, "monthly allowance granted");
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    failed += 1;
+                    tracing::warn!(org_id = %org_id, error = ?err, "monthly allowance not granted; retried next run");
+                }
             }
         }
         if due.len() < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            if failed > 0 {
+                tracing::warn!(failed, "some monthly allowances are still due");
+            }
             return Ok(granted);
         }
         after = due.last().copied();
     }
+}
+
+/// Grants one organization's due allowance in a transaction of its own; the amount, if any was due.
+async fn grant_one(pool: &Pool, org_id: uuid::Uuid) -> AppResult<Option<i64>> {
+    let tx = TenantTx::begin(
+        pool,
+        &Credentials::Trusted(TenantContext::system(org_id)),
+        TxOptions::new(Access::ReadWrite, STATEMENT_TIMEOUT_MS),
+    )
+    .await?;
+    let entry = repo::ensure_allowance(&tx).await?;
+    tx.commit().await?;
+    Ok(entry.map(|e| e.amount))
 }
 
 /// Runs [`grant_due`] now and then every `interval`, until the task is aborted. Errors are logged and

@@ -201,9 +201,10 @@ struct NewEntry<'a> {
 
 const INSUFFICIENT: &str = "credit_balances_balance_check";
 
-/// Writes one entry, idempotently. Runs in a savepoint, so that a refusal (too few credits) leaves the
-/// caller's transaction usable: a ticket can still be created when its analysis cannot be paid for.
-async fn post(tx: &TenantTx, e: &NewEntry<'_>) -> AppResult<Posted> {
+/// Inserts one entry; `None` when the database skipped it (its key was used before, possibly by a
+/// concurrent twin that committed while this one waited for the balance lock). Aborts the statement
+/// on refusal: callers wrap it in a savepoint.
+async fn insert_entry(tx: &TenantTx, e: &NewEntry<'_>) -> AppResult<Option<EntryRow>> {
     let sql = format!(
         "insert into credit_ledger
              (org_id, kind, amount, held_change, hold_id, reference, note, idempotency_key, balance_after, held_after)
@@ -211,37 +212,37 @@ async fn post(tx: &TenantTx, e: &NewEntry<'_>) -> AppResult<Posted> {
          returning {ENTRY_COLUMNS}"
     );
     let kind = e.kind.as_str();
-    let written = tx
-        .savepoint("credit_entry", async {
-            let rows = tx
-                .query_raw(
-                    &sql,
-                    &[
-                        &kind,
-                        &e.amount,
-                        &e.held_change,
-                        &e.hold_id,
-                        &e.reference,
-                        &e.note,
-                        &e.key,
-                    ],
-                )
-                .await?
-                .map_err(|err| {
-                    on_constraint(err, |c| {
-                        (c == INSUFFICIENT).then_some(AppError::InsufficientCredits {
-                            needed: -e.amount,
-                            available: 0,
-                        })
-                    })
-                })?;
-            rows.first().map(EntryRow::from_row).transpose()
-        })
-        .await;
+    let rows = tx
+        .query_raw(
+            &sql,
+            &[
+                &kind,
+                &e.amount,
+                &e.held_change,
+                &e.hold_id,
+                &e.reference,
+                &e.note,
+                &e.key,
+            ],
+        )
+        .await?
+        .map_err(|err| {
+            on_constraint(err, |c| {
+                (c == INSUFFICIENT).then_some(AppError::InsufficientCredits {
+                    needed: -e.amount,
+                    available: 0,
+                })
+            })
+        })?;
+    rows.first().map(EntryRow::from_row).transpose()
+}
+
+/// Writes one entry, idempotently. Runs in a savepoint, so that a refusal (too few credits) leaves the
+/// caller's transaction usable: a ticket can still be created when its analysis cannot be paid for.
+async fn post(tx: &TenantTx, e: &NewEntry<'_>) -> AppResult<Posted> {
+    let written = tx.savepoint("credit_entry", insert_entry(tx, e)).await;
     match written {
         Ok(Some(entry)) => Ok(Posted::New(entry)),
-        // The trigger skipped it: the key was used before (possibly by a concurrent twin that committed
-        // while this one waited for the balance lock).
         Ok(None) => entry_by_key(tx, e.key)
             .await?
             .map(Posted::Replayed)
@@ -402,12 +403,22 @@ pub async fn hold(
         }
         other => other?,
     };
-    if posted.entry().kind != LedgerKind::Hold {
-        return Err(
-            anyhow::anyhow!("idempotency key {key} belongs to a {}", posted.entry().kind).into(),
-        );
+    let first = posted.entry();
+    // A key names one piece of work: the same key for another amount or reference is a caller's bug
+    // that would otherwise charge against the wrong hold.
+    if first.kind != LedgerKind::Hold
+        || first.held_change != amount
+        || first.reference.as_deref() != reference
+    {
+        return Err(anyhow::anyhow!(
+            "hold key {key} was first used for a different hold ({} of {}, reference {:?})",
+            first.kind,
+            first.held_change,
+            first.reference
+        )
+        .into());
     }
-    hold_or_not_found(tx, posted.entry().id).await
+    hold_or_not_found(tx, first.id).await
 }
 
 /// Settles a hold by charging `actual` credits, at most the held amount; the rest goes back to the
@@ -423,36 +434,37 @@ pub async fn capture(tx: &TenantTx, hold_id: Uuid, actual: i64) -> AppResult<Hol
     if charged == 0 {
         return release(tx, hold_id).await;
     }
-    let first = post(
-        tx,
-        &NewEntry {
-            kind: LedgerKind::Capture,
-            amount: 0,
-            held_change: -charged,
-            hold_id: Some(hold_id),
-            reference: hold.reference.as_deref(),
-            note: None,
-            key: &settle_key,
-        },
-    )
-    .await?;
     let rest = hold.amount - charged;
-    // Only the process whose capture won settles the rest; a replay means someone else settled it.
-    if matches!(first, Posted::New(_)) && rest > 0 {
-        post(
-            tx,
-            &NewEntry {
-                kind: LedgerKind::Release,
-                amount: rest,
-                held_change: -rest,
-                hold_id: Some(hold_id),
-                reference: hold.reference.as_deref(),
-                note: Some("unused part of a capture"),
-                key: &format!("{settle_key}:rest"),
-            },
-        )
-        .await?;
-    }
+    let capture = NewEntry {
+        kind: LedgerKind::Capture,
+        amount: 0,
+        held_change: -charged,
+        hold_id: Some(hold_id),
+        reference: hold.reference.as_deref(),
+        note: None,
+        key: &settle_key,
+    };
+    let rest_key = format!("{settle_key}:rest");
+    let give_back = NewEntry {
+        kind: LedgerKind::Release,
+        amount: rest,
+        held_change: -rest,
+        hold_id: Some(hold_id),
+        reference: hold.reference.as_deref(),
+        note: Some("unused part of a capture"),
+        key: &rest_key,
+    };
+    // The charge and the return of the rest are one step: both or neither. Only the caller whose
+    // capture was written settles the rest; a skipped capture means someone else settled the hold.
+    tx.savepoint("credit_capture", async {
+        if insert_entry(tx, &capture).await?.is_some() && rest > 0 {
+            insert_entry(tx, &give_back)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the rest of hold {hold_id} was settled twice"))?;
+        }
+        Ok(())
+    })
+    .await?;
     hold_or_not_found(tx, hold_id).await
 }
 

@@ -149,6 +149,9 @@ pub struct TenantTx {
     context: std::sync::RwLock<TenantContext>,
     finished: AtomicBool,
     statements: AtomicUsize,
+    /// Serialises [`TenantTx::savepoint`] sections: savepoints of one connection nest, so two
+    /// interleaved sections would roll back each other's work.
+    savepoints: tokio::sync::Mutex<()>,
 }
 
 const BEGIN_READ_WRITE: &str = "begin isolation level read committed read write";
@@ -206,21 +209,26 @@ impl TenantTx {
             context: Default::default(),
             finished: AtomicBool::new(false),
             statements: AtomicUsize::new(0),
+            savepoints: tokio::sync::Mutex::new(()),
         };
         let client = tx.client()?;
         let timeout = options.statement_timeout_ms.to_string();
         let request_id = clean_request_id(options.request_id);
         // Reads run in a READ ONLY transaction. Resolving a user may create their row on first sight,
         // so the read-only switch comes after it (allowed: a transaction may become read-only late).
-        // Writes first take their organization's write lock, before any row lock, so that all writers
-        // of an organization lock in one order (see app.lock_org_for_writes).
+        // Writes take their organization's write lock in their first write statement (a statement
+        // trigger; see app.lock_org_for_writes), not here: a caller refused or rate-limited after this
+        // round trip must not queue behind the organization's writers.
         let begin = client.query_typed(BEGIN_READ_WRITE, &[]);
-        let third = async {
-            let sql = match access {
-                Access::ReadOnly => "set transaction read only",
-                Access::ReadWrite => "select app.lock_org_for_writes(app.current_org_id())",
-            };
-            client.query_typed(sql, &[]).await.map(|_| ())
+        let read_only = async {
+            if access == Access::ReadOnly {
+                client
+                    .query_typed("set transaction read only", &[])
+                    .await
+                    .map(|_| ())
+            } else {
+                Ok(())
+            }
         };
         let trusted;
         let (sql, params): (&str, Vec<(&(dyn ToSql + Sync), Type)>) = match credentials {
@@ -264,12 +272,12 @@ impl TenantTx {
                 )
             }
         };
-        // One round trip: BEGIN, the caller's resolution with its settings, and the read-only switch
-        // or the write lock.
-        let (begin, rows, third) = tokio::join!(begin, client.query_typed(sql, &params), third);
+        // One round trip: BEGIN, the caller's resolution with its settings, and the read-only switch.
+        let (begin, rows, read_only) =
+            tokio::join!(begin, client.query_typed(sql, &params), read_only);
         begin?;
         let rows = rows?;
-        third?;
+        read_only?;
         let context = match credentials {
             Credentials::User { org_id, .. } => {
                 let row = rows.first().context("authenticate_user returned no row")?;
@@ -386,13 +394,13 @@ impl TenantTx {
 
     /// Runs `f` inside a savepoint: if it fails, its statements are undone and the transaction stays
     /// usable (an aborted statement would otherwise poison the whole operation). Used where a failure
-    /// is an answer, not the end (e.g. a credit hold refused for lack of credits). Only for writes,
-    /// which run one at a time (mutation fields execute in order); concurrent savepoints on one
-    /// transaction would interleave.
+    /// is an answer, not the end (e.g. a credit hold refused for lack of credits). Sections run one at
+    /// a time per transaction; `f` must not open another savepoint (it would wait for itself).
     pub async fn savepoint<T, F>(&self, name: &'static str, f: F) -> AppResult<T>
     where
         F: std::future::Future<Output = AppResult<T>>,
     {
+        let _section = self.savepoints.lock().await;
         self.simple(&format!("savepoint {name}")).await?;
         match f.await {
             Ok(value) => {

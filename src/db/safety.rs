@@ -54,7 +54,7 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
     let unaudited = unaudited_tenant_tables(&client).await?;
     if !unaudited.is_empty() {
         bail!(
-            "refusing to start: tenant tables without an enabled audit trigger: {}",
+            "refusing to start: tenant tables without an enabled audit trigger (and write-lock trigger): {}",
             unaudited.join(", ")
         );
     }
@@ -65,7 +65,8 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
 pub const AUDIT_TABLES: [&str; 2] = ["audit_log", "audit_heads"];
 
 /// Tenant tables (an `org_id` column, or `organizations` itself) without an enabled row-level AFTER
-/// INSERT, UPDATE and DELETE trigger running `internal.audit_row`.
+/// INSERT, UPDATE and DELETE trigger running `internal.audit_row`, or without the statement-level
+/// BEFORE trigger taking the organization's write lock (`internal.lock_current_org`).
 pub async fn unaudited_tenant_tables(
     client: &tokio_postgres::Client,
 ) -> anyhow::Result<Vec<String>> {
@@ -81,7 +82,7 @@ pub async fn unaudited_tenant_tables(
                               where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped)
                      or c.oid = 'public.organizations'::regclass)
                 and not (c.oid::regclass::text = any($1))
-                and not exists (
+                and (not exists (
                     select 1 from pg_trigger t
                       join pg_proc p on p.oid = t.tgfoid
                       join pg_namespace pn on pn.oid = p.pronamespace
@@ -90,6 +91,14 @@ pub async fn unaudited_tenant_tables(
                        and pn.nspname = 'internal' and p.proname = 'audit_row'
                        and t.tgenabled <> 'D'
                        and t.tgtype & 1 = 1 and t.tgtype & 2 = 0 and t.tgtype & 28 = 28)
+                    or not exists (
+                    select 1 from pg_trigger t
+                      join pg_proc p on p.oid = t.tgfoid
+                      join pg_namespace pn on pn.oid = p.pronamespace
+                     where t.tgrelid = c.oid
+                       and pn.nspname = 'internal' and p.proname = 'lock_current_org'
+                       and t.tgenabled <> 'D'
+                       and t.tgtype & 1 = 0 and t.tgtype & 2 = 2 and t.tgtype & 28 = 28))
               order by 1",
             &[&AUDIT_TABLES.as_slice()],
         )

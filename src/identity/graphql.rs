@@ -218,8 +218,10 @@ pub enum ActorKind {
     User,
     /// An API key.
     ApiKey,
-    /// deskgraph itself (monthly allowances, background AI work, database bookkeeping).
+    /// deskgraph itself (monthly allowances, background AI work).
     System,
+    /// A change made directly in the database, outside deskgraph (a migration, an operator's SQL).
+    Database,
 }
 
 /// Who made a change recorded in the ledger or the audit trail.
@@ -237,10 +239,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(user_id: Option<Uuid>, api_key_id: Option<Uuid>, role: Option<String>) -> Self {
-        let kind = match (user_id, api_key_id) {
-            (Some(_), _) => ActorKind::User,
-            (None, Some(_)) => ActorKind::ApiKey,
-            (None, None) => ActorKind::System,
+        let kind = match (user_id, api_key_id, role.as_deref()) {
+            (Some(_), _, _) => ActorKind::User,
+            (None, Some(_), _) => ActorKind::ApiKey,
+            (None, None, Some("system")) => ActorKind::System,
+            (None, None, _) => ActorKind::Database,
         };
         Self {
             kind,

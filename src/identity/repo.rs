@@ -186,6 +186,13 @@ pub async fn member(tx: &TenantTx, user_id: Uuid) -> AppResult<Option<MemberRow>
 
 /// Locks the organization's owner memberships (serialising concurrent changes to owners) and counts them.
 pub async fn lock_owners(tx: &TenantTx) -> AppResult<usize> {
+    // Row locks taken outside a write statement come after the organization's write lock, like every
+    // other lock of a writer (see app.lock_org_for_writes).
+    tx.execute(
+        "select app.lock_org_for_writes((select app.current_org_id()))",
+        &[],
+    )
+    .await?;
     let rows = tx
         .query(
             "select m.user_id from memberships m

@@ -52,6 +52,13 @@ async fn every_write_is_recorded_with_its_actor_and_request_without_secrets() {
             })),
     );
     assert!(send_raw(req).await.json().get("errors").is_none());
+    // An invitation (its token hash must stay out of the trail).
+    app.ok(
+        &org.admin,
+        "mutation { inviteMember(input: {email: \"new@example.com\", role: AGENT}) { token } }",
+        json!({}),
+    )
+    .await;
     // And the agent API key comments (an API-key actor).
     app.ok(
         &org.agent_key,
@@ -78,6 +85,7 @@ async fn every_write_is_recorded_with_its_actor_and_request_without_secrets() {
         "tickets",
         "ticket_comments",
         "api_keys",
+        "invitations",
         "credit_balances",
         "credit_ledger",
     ] {
@@ -418,4 +426,59 @@ async fn concurrent_mixed_writes_of_one_organization_neither_deadlock_nor_break_
         .collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=13).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn accepting_invitations_across_organizations_at_once_does_not_deadlock() {
+    let app = TestApp::spawn().await;
+    let a = org_fixture(&app, "acme").await;
+    let b = org_fixture(&app, "globex").await;
+    let invite =
+        "mutation($e: String!) { inviteMember(input: {email: $e, role: VIEWER}) { token } }";
+    let accept =
+        "mutation($t: String!) { acceptInvitation(token: $t) { role organization { id } } }";
+    for round in 0..5 {
+        // A's agent joins B while acting in A, and B's agent joins A while acting in B, at once.
+        let to_b = app
+            .ok(
+                &b.admin,
+                invite,
+                json!({"e": format!("a{round}@example.com")}),
+            )
+            .await["inviteMember"]["token"]
+            .clone();
+        let to_a = app
+            .ok(
+                &a.admin,
+                invite,
+                json!({"e": format!("b{round}@example.com")}),
+            )
+            .await["inviteMember"]["token"]
+            .clone();
+        let (x, y) = tokio::join!(
+            app.post(&a.agent, accept, json!({"t": to_b})),
+            app.post(&b.agent, accept, json!({"t": to_a}))
+        );
+        for (_, body) in [x, y] {
+            // The first round joins; later ones find the membership there already.
+            assert!(body.get("errors").is_none(), "round {round}: {body}");
+        }
+    }
+    for org in [&a, &b] {
+        let verdict = app.ok(&org.owner, VERIFY, json!({})).await;
+        assert_eq!(verdict["verifyAuditChain"]["ok"], true, "{verdict}");
+    }
+    // The acceptance is recorded in the invited organization, by the user, without a borrowed role.
+    let joins = all_entries(
+        &app,
+        &b.owner,
+        json!({"table": "memberships", "action": "INSERT"}),
+    )
+    .await;
+    let join = joins
+        .iter()
+        .find(|e| e["rowId"] == json!(a.agent.user_id.unwrap().to_string()))
+        .expect("the join is in B's trail");
+    assert_eq!(join["actor"]["kind"], "USER");
+    assert_eq!(join["actor"]["role"], Value::Null);
 }

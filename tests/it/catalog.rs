@@ -359,7 +359,9 @@ async fn the_catalog_checks_name_a_tenant_table_until_it_is_fully_protected() {
     admin
         .batch_execute(
             "create trigger audit after insert or update or delete on x
-                 for each row execute function internal.audit_row('org_id', 'org_id')",
+                 for each row execute function internal.audit_row('org_id', 'org_id');
+             create trigger lock_org before insert or update or delete on x
+                 for each statement execute function internal.lock_current_org()",
         )
         .await
         .unwrap();
@@ -446,6 +448,19 @@ async fn every_tenant_table_has_an_audit_trigger() {
         .collect();
     expected.sort();
     assert_eq!(audited, expected);
+    // And every one of them takes the organization's write lock before its write statements.
+    let locking: Vec<String> = admin
+        .query(
+            "select distinct t.tgrelid::regclass::text from pg_trigger t
+              where t.tgfoid = 'internal.lock_current_org()'::regprocedure order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(locking, expected);
 
     // The check can fail: a new tenant table without the trigger is named, and so is a disabled one.
     admin

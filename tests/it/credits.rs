@@ -844,17 +844,46 @@ async fn the_server_itself_can_hold_and_settle_but_never_create_credits() {
     );
     tx.rollback().await.unwrap();
     assert_eq!(assert_books(&app.db, org.id).await, before);
-    // Listing organizations due an allowance is for the scheduler alone.
-    let tx = trusted_tx(&pool, Some(org.id), Some(Role::Owner), Access::ReadOnly).await;
-    let listed: i64 = tx
-        .query_one(
-            "select count(*) from auth_private.organizations_due_allowance(null, 100)",
-            &[],
+    // Listing organizations due an allowance is for the scheduler alone: with one due, an owner's
+    // transaction lists nothing and the system's lists it.
+    app.db
+        .admin()
+        .await
+        .execute(
+            "insert into organizations (id, slug, name) values ($1, 'imported', 'Imported')",
+            &[&Uuid::now_v7()],
         )
         .await
-        .unwrap()
-        .get(0);
+        .unwrap();
+    let count = "select count(*) from auth_private.organizations_due_allowance(null, 100)";
+    let tx = trusted_tx(&pool, Some(org.id), Some(Role::Owner), Access::ReadOnly).await;
+    let listed: i64 = tx.query_one(count, &[]).await.unwrap().get(0);
     assert_eq!(listed, 0);
+    tx.rollback().await.unwrap();
+    let scheduler = TenantTx::begin(
+        &pool,
+        &Credentials::Trusted(TenantContext {
+            system: true,
+            ..TenantContext::default()
+        }),
+        TxOptions::new(Access::ReadOnly, 10_000),
+    )
+    .await
+    .unwrap();
+    let listed: i64 = scheduler.query_one(count, &[]).await.unwrap().get(0);
+    assert_eq!(listed, 1);
+    scheduler.rollback().await.unwrap();
+
+    // A hold key names one piece of work: reusing it for another amount is refused, not replayed.
+    let tx = system_tx(&pool, org.id).await;
+    credits::hold(&tx, 2, "job-1", Some("ticket:1"))
+        .await
+        .unwrap();
+    assert!(
+        credits::hold(&tx, 3, "job-1", Some("ticket:1"))
+            .await
+            .is_err()
+    );
     tx.rollback().await.unwrap();
 }
 
