@@ -93,6 +93,25 @@ pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(replace_odd_request_id))
+}
+
+/// A client may send its own `x-request-id` (to correlate with its logs); one that is not a plain
+/// token of at most 128 characters is dropped and replaced with a fresh id, so that the id in the logs,
+/// in the response and in the audit trail is always the same string.
+async fn replace_odd_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let odd = req.headers().get(REQUEST_ID).is_some_and(|v| {
+        let b = v.as_bytes();
+        b.is_empty()
+            || b.len() > 128
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    });
+    if odd {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
 }
 
 fn cors_layer(origins: &str) -> CorsLayer {

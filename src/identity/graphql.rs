@@ -515,6 +515,9 @@ impl IdentityMutation {
         s.require(Obj::Invitation, "revoke")?;
         s.user_id()?; // people administer; API keys never do
         let id = parse_id("id", &id)?;
+        if repo::pending_invitation_role(&s.tx, id).await? == Some(Role::Owner) {
+            s.require(Obj::Member, "manage_owner")?;
+        }
         repo::delete_invitation(&s.tx, id)
             .await?
             .map(Invitation::from)

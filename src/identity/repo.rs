@@ -304,6 +304,18 @@ pub async fn insert_invitation(
         .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
 }
 
+/// The role a pending invitation offers, if there is one with this id.
+pub async fn pending_invitation_role(tx: &TenantTx, id: Uuid) -> AppResult<Option<Role>> {
+    tx.query_opt(
+        "select role from invitations where org_id = (select app.current_org_id()) and id = $1
+            and accepted_at is null",
+        &[&id],
+    )
+    .await?
+    .map(|r| -> AppResult<Role> { Ok(r.try_get::<_, String>(0)?.parse()?) })
+    .transpose()
+}
+
 /// Revokes (deletes) a pending invitation; `None` when there is none with this id.
 pub async fn delete_invitation(tx: &TenantTx, id: Uuid) -> AppResult<Option<InvitationRow>> {
     let sql = format!(

@@ -126,6 +126,22 @@ async fn api_responses_carry_security_headers_and_a_request_id() {
     )
     .await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-4711-abc"));
+    // An odd one (spaces, too long, not a token) is replaced by a fresh id, so logs, the response and
+    // the audit trail always carry the same string.
+    for odd in ["has spaces", "semi;colon", &"x".repeat(129)] {
+        let replaced = send_raw(
+            caller.apply(
+                app.http
+                    .post(url(&app, "/graphql"))
+                    .header("x-request-id", odd)
+                    .json(&json!({"query": "{ viewer { role } }"})),
+            ),
+        )
+        .await;
+        let id = replaced.header("x-request-id").unwrap();
+        assert_ne!(id, odd);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    }
 }
 
 #[tokio::test]

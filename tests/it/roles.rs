@@ -608,3 +608,33 @@ async fn an_agent_api_key_creates_tickets_and_comments_as_the_key() {
         "FORBIDDEN"
     );
 }
+
+#[tokio::test]
+async fn only_an_owner_revokes_an_invitation_to_the_owner_role() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let id = app
+        .ok(
+            &org.owner,
+            "mutation { inviteMember(input: {email: \"cofounder@example.com\", role: OWNER}) { invitation { id } } }",
+            json!({}),
+        )
+        .await["inviteMember"]["invitation"]["id"]
+        .clone();
+    let revoke = "mutation($id: ID!) { revokeInvitation(id: $id) { role } }";
+    assert_eq!(
+        app.err(&org.admin, revoke, json!({"id": id})).await,
+        "FORBIDDEN"
+    );
+    let still = app
+        .ok(&org.owner, "{ invitations { id } }", json!({}))
+        .await;
+    assert_eq!(still["invitations"].as_array().unwrap().len(), 1);
+    let revoked = app.ok(&org.owner, revoke, json!({"id": id})).await;
+    assert_eq!(revoked["revokeInvitation"]["role"], "OWNER");
+    // Gone: a second revocation finds nothing.
+    assert_eq!(
+        app.err(&org.owner, revoke, json!({"id": id})).await,
+        "NOT_FOUND"
+    );
+}
