@@ -71,17 +71,30 @@ alter table organizations
 -- Seat limits. Members and pending (unexpired, unaccepted) invitations take a seat. The check locks the
 -- organization row (FOR NO KEY UPDATE: it does not block foreign-key checks of other inserts), so
 -- concurrent invitations and additions, and plan changes, are serialised per organization.
--- SECURITY DEFINER so the count covers rows the caller cannot see (this is a trigger function: it
+-- The triggers are SECURITY DEFINER so the count covers rows the caller cannot see (trigger functions
 -- cannot be called directly).
-create function internal.seats_used(p_org_id uuid) returns bigint
-    language sql stable
+
+-- Raises `plan_seat_limit` unless the seats in use plus `p_adding` fit plan `p_plan`.
+create function internal.check_seats(p_org_id uuid, p_plan text, p_adding integer) returns void
+    language plpgsql
     set search_path = pg_catalog, pg_temp
     as $$
-    select (select count(*) from public.memberships m where m.org_id = p_org_id)
+declare
+    v_limit integer;
+    v_name text;
+begin
+    select p.seat_limit, p.name into v_limit, v_name from public.plans p where p.id = p_plan;
+    if v_limit is not null
+       and (select count(*) from public.memberships m where m.org_id = p_org_id)
          + (select count(*) from public.invitations i
              where i.org_id = p_org_id and i.accepted_at is null and i.expires_at > now())
+         + p_adding > v_limit then
+        raise exception 'the % plan allows % seats', v_name, v_limit
+            using errcode = 'check_violation', constraint = 'plan_seat_limit';
+    end if;
+end
 $$;
-revoke all on function internal.seats_used(uuid) from public;
+revoke all on function internal.check_seats(uuid, text, integer) from public;
 
 create function internal.enforce_seat_limit() returns trigger
     language plpgsql
@@ -89,7 +102,6 @@ create function internal.enforce_seat_limit() returns trigger
     set search_path = pg_catalog, pg_temp
     as $$
 declare
-    v_limit integer;
     v_plan text;
 begin
     perform app.lock_org_for_writes(new.org_id);
@@ -100,11 +112,7 @@ begin
         raise exception 'organization % does not exist', new.org_id
             using errcode = 'foreign_key_violation';
     end if;
-    select p.seat_limit, p.name into v_limit, v_plan from public.plans p where p.id = v_plan;
-    if v_limit is not null and internal.seats_used(new.org_id) >= v_limit then
-        raise exception 'the % plan allows % seats', v_plan, v_limit
-            using errcode = 'check_violation', constraint = 'plan_seat_limit';
-    end if;
+    perform internal.check_seats(new.org_id, v_plan, 1);
     return new;
 end
 $$;
@@ -121,15 +129,8 @@ create function internal.organizations_plan_change() returns trigger
     security definer
     set search_path = pg_catalog, pg_temp
     as $$
-declare
-    v_limit integer;
-    v_plan text;
 begin
-    select p.seat_limit, p.name into v_limit, v_plan from public.plans p where p.id = new.plan;
-    if v_limit is not null and internal.seats_used(new.id) > v_limit then
-        raise exception 'the % plan allows % seats', v_plan, v_limit
-            using errcode = 'check_violation', constraint = 'plan_seat_limit';
-    end if;
+    perform internal.check_seats(new.id, new.plan, 0);
     return new;
 end
 $$;
@@ -229,7 +230,8 @@ begin
     new.request_id := app.current_request_id();
     new.created_at := clock_timestamp();
 
-    perform app.lock_org_for_writes(new.org_id);
+    -- The organization's write lock is held already: the entry is for the current organization, whose
+    -- lock the ledger's statement trigger took.
     insert into public.credit_balances (org_id) values (new.org_id) on conflict (org_id) do nothing;
     -- Every ledger write of an organization serialises here.
     select * into strict v_bal from public.credit_balances b where b.org_id = new.org_id for update;

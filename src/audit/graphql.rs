@@ -4,7 +4,8 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, Json, Object, Sim
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::audit::repo::{self, AuditFilter, AuditRow};
+use crate::audit::chain::ChainEntry;
+use crate::audit::repo::{self, AuditFilter};
 use crate::authz::Object as Obj;
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
@@ -58,19 +59,28 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
 }
 
-impl TryFrom<AuditRow> for AuditEntry {
+impl TryFrom<ChainEntry> for AuditEntry {
     type Error = AppError;
 
-    fn try_from(r: AuditRow) -> AppResult<Self> {
+    fn try_from(r: ChainEntry) -> AppResult<Self> {
+        let seq = r.seq;
+        let json = |text: Option<String>| -> AppResult<Option<Json<serde_json::Value>>> {
+            text.map(|t| {
+                serde_json::from_str(&t).map(Json).map_err(|e| {
+                    anyhow::anyhow!("audit entry {seq} holds invalid JSON: {e}").into()
+                })
+            })
+            .transpose()
+        };
         Ok(Self {
             seq: r.seq,
             occurred_at: r.occurred_at,
             actor: Actor::new(r.actor_user_id, r.actor_api_key_id, r.actor_role),
             action: AuditAction::parse(&r.action)?,
+            before: json(r.before)?,
+            after: json(r.after)?,
             table: r.table_name,
             row_id: r.row_id,
-            before: r.before.map(Json),
-            after: r.after.map(Json),
             request_id: r.request_id,
         })
     }

@@ -8,37 +8,28 @@ use crate::audit::chain::{ChainEntry, Verdict, Verifier};
 use crate::db::TenantTx;
 use crate::error::AppResult;
 
-#[derive(Debug, Clone)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub occurred_at: DateTime<Utc>,
-    pub actor_user_id: Option<Uuid>,
-    pub actor_api_key_id: Option<Uuid>,
-    pub actor_role: Option<String>,
-    pub request_id: Option<String>,
-    pub action: String,
-    pub table_name: String,
-    pub row_id: Option<String>,
-    pub before: Option<serde_json::Value>,
-    pub after: Option<serde_json::Value>,
-}
+/// The columns of an entry, as [`entry_from_row`] reads them (`before`/`after` as jsonb text: what the
+/// chain's hash covers, and what the listing parses into JSON).
+const ENTRY_COLUMNS: &str = "org_id, seq, occurred_at, actor_user_id, actor_api_key_id, actor_role, \
+     request_id, action, table_name, row_id, before::text as before, after::text as after, prev_hash, hash";
 
-impl AuditRow {
-    fn from_row(row: &Row) -> AppResult<Self> {
-        Ok(Self {
-            seq: row.try_get("seq")?,
-            occurred_at: row.try_get("occurred_at")?,
-            actor_user_id: row.try_get("actor_user_id")?,
-            actor_api_key_id: row.try_get("actor_api_key_id")?,
-            actor_role: row.try_get("actor_role")?,
-            request_id: row.try_get("request_id")?,
-            action: row.try_get("action")?,
-            table_name: row.try_get("table_name")?,
-            row_id: row.try_get("row_id")?,
-            before: row.try_get("before")?,
-            after: row.try_get("after")?,
-        })
-    }
+fn entry_from_row(row: &Row) -> AppResult<ChainEntry> {
+    Ok(ChainEntry {
+        org_id: row.try_get("org_id")?,
+        seq: row.try_get("seq")?,
+        occurred_at: row.try_get("occurred_at")?,
+        actor_user_id: row.try_get("actor_user_id")?,
+        actor_api_key_id: row.try_get("actor_api_key_id")?,
+        actor_role: row.try_get("actor_role")?,
+        request_id: row.try_get("request_id")?,
+        action: row.try_get("action")?,
+        table_name: row.try_get("table_name")?,
+        row_id: row.try_get("row_id")?,
+        before: row.try_get("before")?,
+        after: row.try_get("after")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 /// Filters of an audit-log listing; `None` matches everything.
@@ -66,10 +57,9 @@ pub async fn page(
     filter: &AuditFilter,
     before_seq: Option<i64>,
     limit: i64,
-) -> AppResult<Vec<AuditRow>> {
+) -> AppResult<Vec<ChainEntry>> {
     let sql = format!(
-        "select seq, occurred_at, actor_user_id, actor_api_key_id, actor_role, request_id, action,
-                table_name, row_id, before, after
+        "select {ENTRY_COLUMNS}
            from audit_log
           where {FILTERS} and ($6::bigint is null or seq < $6)
           order by seq desc
@@ -89,7 +79,7 @@ pub async fn page(
     )
     .await?
     .iter()
-    .map(AuditRow::from_row)
+    .map(entry_from_row)
     .collect()
 }
 
@@ -146,34 +136,13 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
     let mut from = 1;
     while from <= last {
         let to = (from + VERIFY_CHUNK - 1).min(last);
-        let rows = tx
-            .query(
-                "select org_id, seq, occurred_at, actor_user_id, actor_api_key_id, actor_role,
-                        request_id, action, table_name, row_id, before::text as before,
-                        after::text as after, prev_hash, hash
-                   from audit_log
-                  where org_id = (select app.current_org_id()) and seq between $1 and $2
-                  order by seq",
-                &[&from, &to],
-            )
-            .await?;
-        for row in &rows {
-            verifier.push(&ChainEntry {
-                org_id: row.try_get("org_id")?,
-                seq: row.try_get("seq")?,
-                occurred_at: row.try_get("occurred_at")?,
-                actor_user_id: row.try_get("actor_user_id")?,
-                actor_api_key_id: row.try_get("actor_api_key_id")?,
-                actor_role: row.try_get("actor_role")?,
-                request_id: row.try_get("request_id")?,
-                action: row.try_get("action")?,
-                table_name: row.try_get("table_name")?,
-                row_id: row.try_get("row_id")?,
-                before: row.try_get("before")?,
-                after: row.try_get("after")?,
-                prev_hash: row.try_get("prev_hash")?,
-                hash: row.try_get("hash")?,
-            });
+        let sql = format!(
+            "select {ENTRY_COLUMNS} from audit_log
+              where org_id = (select app.current_org_id()) and seq between $1 and $2
+              order by seq"
+        );
+        for row in tx.query(&sql, &[&from, &to]).await? {
+            verifier.push(&entry_from_row(&row)?);
         }
         from = to + 1;
     }

@@ -304,16 +304,19 @@ pub async fn grant(tx: &TenantTx, amount: i64, note: Option<&str>, key: &str) ->
 /// month and plan; after an upgrade, the difference). Returns the entry when one was written.
 pub async fn ensure_allowance(tx: &TenantTx) -> AppResult<Option<EntryRow>> {
     // Amount, key and note are derived by the database; the values here are placeholders.
-    let sql = format!(
-        "insert into credit_ledger (org_id, kind, amount, idempotency_key, balance_after, held_after)
-         values ((select app.current_org_id()), 'ALLOWANCE', 1, 'allowance', 0, 0)
-         returning {ENTRY_COLUMNS}"
-    );
-    tx.query_opt(&sql, &[])
-        .await?
-        .as_ref()
-        .map(EntryRow::from_row)
-        .transpose()
+    insert_entry(
+        tx,
+        &NewEntry {
+            kind: LedgerKind::Allowance,
+            amount: 1,
+            held_change: 0,
+            hold_id: None,
+            reference: None,
+            note: None,
+            key: "allowance",
+        },
+    )
+    .await
 }
 
 /// Where a hold stands.
