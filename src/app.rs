@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::ai::{Ai, pipeline};
 use crate::authz::Authz;
 use crate::billing;
 use crate::config::{DbConfig, ServerConfig};
@@ -18,11 +19,16 @@ use crate::graphql::{Limits, build_schema};
 use crate::http::{self, AppState};
 use crate::identity::auth::JwtVerifier;
 use crate::identity::jwks::Jwks;
+use crate::jobs::worker::{WorkerConfig, Workers};
 use crate::metrics::Metrics;
 use crate::ratelimit::OrgRateLimiter;
 
 /// Builds the shared state, refusing (fail closed) when the runtime role could bypass RLS.
-pub async fn build_state(db_cfg: &DbConfig, cfg: &ServerConfig) -> anyhow::Result<Arc<AppState>> {
+pub async fn build_state(
+    db_cfg: &DbConfig,
+    cfg: &ServerConfig,
+    ai: Arc<Ai>,
+) -> anyhow::Result<Arc<AppState>> {
     let pool = db::runtime_pool(db_cfg)?;
     db::safety::check_runtime_role(&pool).await?;
     let persisted = PersistedQueries::load(Path::new(&cfg.persisted_dir))?;
@@ -53,6 +59,7 @@ pub async fn build_state(db_cfg: &DbConfig, cfg: &ServerConfig) -> anyhow::Resul
             persisted,
             statement_timeout_ms: db_cfg.statement_timeout_ms,
             rate_limiter: OrgRateLimiter::new(cfg.rate_limit_per_minute),
+            ai,
         },
         verifier,
         metrics: Metrics::new(),
@@ -68,6 +75,28 @@ pub struct Server {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Background work (monthly allowances); aborted when the server stops.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// In-process job workers, stopped gracefully after the HTTP server.
+    workers: Option<Workers>,
+    grace: Duration,
+}
+
+/// Starts job workers for the AI pipeline on `state`'s pool (none when `cfg.workers` is 0).
+pub fn start_workers(
+    state: &AppState,
+    db_cfg: &DbConfig,
+    cfg: &WorkerConfig,
+) -> anyhow::Result<Option<Workers>> {
+    if cfg.workers == 0 {
+        return Ok(None);
+    }
+    Workers::start(
+        state.engine.pool.clone(),
+        &db_cfg.database_url,
+        db_cfg.statement_timeout_ms,
+        cfg.clone(),
+        pipeline::handlers(&state.engine.ai),
+    )
+    .map(Some)
 }
 
 impl Server {
@@ -100,7 +129,15 @@ impl Server {
             shutdown: Some(tx),
             task,
             background,
+            workers: None,
+            grace,
         })
+    }
+
+    /// Runs `workers` with the server: they stop (gracefully) when it stops.
+    pub fn with_workers(mut self, workers: Option<Workers>) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// Waits until the server stops (a signal, or [`Server::stop`]).
@@ -108,6 +145,9 @@ impl Server {
         let result = (&mut self.task).await;
         for task in self.background.drain(..) {
             task.abort();
+        }
+        if let Some(workers) = self.workers.take() {
+            workers.shutdown(self.grace).await;
         }
         result.context("server task failed")?
     }

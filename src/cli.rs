@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::app::{Server, build_state};
+use crate::ai::{Ai, AiConfig, pipeline};
+use crate::app::{Server, build_state, start_workers};
 use crate::config::{DbConfig, LogConfig, ServerConfig};
+use crate::jobs::worker::{WorkerConfig, Workers};
 use crate::{db, demo, graphql, identity, telemetry};
 
 #[derive(Parser, Debug)]
@@ -31,6 +33,22 @@ pub enum Command {
         db: DbConfig,
         #[command(flatten)]
         server: ServerConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        #[command(flatten)]
+        ai: AiConfig,
+    },
+    /// Run job workers only (AI analyses, vector syncs), no HTTP server; any number may run.
+    Worker {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        #[command(flatten)]
+        ai: AiConfig,
+        /// Seconds running jobs get to finish on shutdown (SIGTERM / Ctrl-C) before they are put back.
+        #[arg(long, env = "DESKGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+        shutdown_grace_secs: u64,
     },
     /// Create the database if missing, apply migrations and create the runtime role (DATABASE_ADMIN_URL).
     Migrate {
@@ -63,6 +81,10 @@ pub enum Command {
         db: DbConfig,
         #[command(flatten)]
         server: ServerConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        #[command(flatten)]
+        ai: AiConfig,
         /// Folder for the demo's own files (its JWT secret, API key, and a private PostgreSQL cluster if needed).
         #[arg(long, env = "DESKGRAPH_DEMO_DIR", default_value = ".deskgraph")]
         data_dir: std::path::PathBuf,
@@ -83,9 +105,46 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { db, server } => {
-            let state = build_state(&db, &server).await?;
-            Server::start(state, &server).await?.wait().await
+        Command::Serve {
+            db,
+            server,
+            worker,
+            ai,
+        } => {
+            let ai = Ai::from_config(&ai, worker.max_attempts).await?;
+            let state = build_state(&db, &server, ai).await?;
+            let workers = start_workers(&state, &db, &worker)?;
+            Server::start(state, &server)
+                .await?
+                .with_workers(workers)
+                .wait()
+                .await
+        }
+        Command::Worker {
+            db,
+            worker,
+            ai,
+            shutdown_grace_secs,
+        } => {
+            let pool = crate::db::runtime_pool(&db)?;
+            crate::db::safety::check_runtime_role(&pool).await?;
+            let ai = Ai::from_config(&ai, worker.max_attempts).await?;
+            let workers = Workers::start(
+                pool,
+                &db.database_url,
+                db.statement_timeout_ms,
+                WorkerConfig {
+                    workers: worker.workers.max(1),
+                    ..worker
+                },
+                pipeline::handlers(&ai),
+            )?;
+            crate::http::shutdown_signal().await;
+            tracing::info!("shutting down job workers");
+            workers
+                .shutdown(std::time::Duration::from_secs(shutdown_grace_secs))
+                .await;
+            Ok(())
         }
         Command::Migrate { db } => {
             let report = db::migrate::run(&db).await?;
@@ -137,7 +196,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo {
             db,
             server,
+            worker,
+            ai,
             data_dir,
-        } => demo::run(db, server, &data_dir).await,
+        } => demo::run(db, server, worker, ai, &data_dir).await,
     }
 }

@@ -1,6 +1,7 @@
 //! deskgraph: a GraphQL backend for AI-assisted, multi-tenant support desks, in which PostgreSQL row
 //! level security keeps organizations apart. See `README.md` and `../shared/DESIGN.md`.
 
+pub mod ai;
 pub mod app;
 pub mod audit;
 pub mod authz;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
 pub mod support;

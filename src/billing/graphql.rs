@@ -224,6 +224,8 @@ impl BillingMutation {
                 balance_after = entry.balance_after,
                 "credits granted"
             );
+            // Analyses that waited for credits get their turn.
+            crate::ai::pipeline::queue_resume_if_waiting(&s.tx).await?;
         }
         credits(&s.tx).await
     }
@@ -238,6 +240,7 @@ impl BillingMutation {
             return Err(AppError::invalid_field("plan", "plan is not a plan id"));
         }
         repo::change_plan(&s.tx, plan).await?;
+        crate::ai::pipeline::queue_resume_if_waiting(&s.tx).await?;
         credits(&s.tx).await
     }
 }

@@ -61,8 +61,10 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The audit trail's own tables: they are the record, not recorded.
-pub const AUDIT_TABLES: [&str; 2] = ["audit_log", "audit_heads"];
+/// Tenant tables without the audit and write-lock triggers: the audit trail's own tables (they are the
+/// record, not recorded), and the job queue (bookkeeping claimed across organizations; what a job does
+/// is audited where it happens — see `migrations/V4__ai_pipeline.sql`).
+pub const AUDIT_TABLES: [&str; 3] = ["audit_log", "audit_heads", "jobs"];
 
 /// Tenant tables (an `org_id` column, or `organizations` itself) without an enabled row-level AFTER
 /// INSERT, UPDATE and DELETE trigger running `internal.audit_row`, or without the statement-level

@@ -12,15 +12,17 @@ use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::app::{Server, build_state};
+use crate::ai::{Ai, AiConfig, pipeline};
+use crate::app::{Server, build_state, start_workers};
 use crate::billing::repo as billing_repo;
 use crate::config::{DbConfig, ServerConfig};
 use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions, migrate};
 use crate::error::AppError;
 use crate::identity::auth::{mint_token, new_secret};
 use crate::identity::{Role, repo as identity_repo};
+use crate::jobs::worker::WorkerConfig;
 use crate::support::repo as support_repo;
-use crate::support::{TicketPriority, TicketStatus};
+use crate::support::{PrioritySource, TicketPriority, TicketStatus};
 
 /// A seeded member and where they belong.
 #[derive(Debug, Clone)]
@@ -58,7 +60,14 @@ async fn user_id_for(pool: &Pool, subject: &str, email: &str, name: &str) -> any
 }
 
 /// Seeds the sample organizations through the runtime role, unless they exist. Idempotent.
+/// [`seed_with`] the built-in analyzer's prices.
 pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
+    seed_with(pool, &Ai::builtin()).await
+}
+
+/// Seeds the sample organizations (once; later runs find them), requesting an AI analysis of every
+/// sample ticket, as filing it through the API would.
+pub async fn seed_with(pool: &Pool, ai: &Ai) -> anyhow::Result<Seeded> {
     let mut seeded = Seeded::default();
     let mut members: HashMap<&str, SeededMember> = HashMap::new();
     for org in seed_data::ORGS {
@@ -101,7 +110,7 @@ pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
             Some(o) => o.id,
             None => {
                 let id = Uuid::now_v7();
-                match seed_org(pool, org, id, owner_id, &members, &mut seeded).await {
+                match seed_org(ai, pool, org, id, owner_id, &members, &mut seeded).await {
                     Ok(()) => {
                         seeded.created = true;
                         id
@@ -134,6 +143,7 @@ pub async fn seed(pool: &Pool) -> anyhow::Result<Seeded> {
 }
 
 async fn seed_org(
+    ai: &Ai,
     pool: &Pool,
     org: &seed_data::SeedOrg,
     org_id: Uuid,
@@ -175,12 +185,15 @@ async fn seed_org(
                 description: t.description,
                 requester_email: Some(t.requester_email),
                 priority: t.priority.parse::<TicketPriority>()?,
+                // As if filed without a priority: the analysis picks one.
+                priority_source: PrioritySource::Default,
                 status: t.status.parse::<TicketStatus>()?,
                 assignee_id: t.assignee.map(|s| members[s].user_id),
                 created_by: Some(owner_id),
             },
         )
         .await?;
+        pipeline::request_analysis(&tx, ai, &ticket, "created").await?;
         for c in t.comments {
             support_repo::insert_comment(
                 &tx,
@@ -244,7 +257,13 @@ fn demo_secret(dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-pub async fn run(mut db: DbConfig, server: ServerConfig, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn run(
+    mut db: DbConfig,
+    server: ServerConfig,
+    worker: WorkerConfig,
+    ai: AiConfig,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
@@ -257,7 +276,7 @@ pub async fn run(mut db: DbConfig, server: ServerConfig, data_dir: &Path) -> any
         db.database_admin_url = private.admin_url.clone();
         db.database_url = private.runtime_url.clone();
     }
-    let result = migrate_seed_and_serve(db, server, &data_dir).await;
+    let result = migrate_seed_and_serve(db, server, worker, ai, &data_dir).await;
     // A cluster this demo started stops with it; its data stays for the next run.
     if let Some(private) = &private {
         private.stop();
@@ -268,6 +287,8 @@ pub async fn run(mut db: DbConfig, server: ServerConfig, data_dir: &Path) -> any
 async fn migrate_seed_and_serve(
     db: DbConfig,
     mut server: ServerConfig,
+    worker: WorkerConfig,
+    ai: AiConfig,
     data_dir: &Path,
 ) -> anyhow::Result<()> {
     let report = migrate::run(&db).await?;
@@ -283,8 +304,18 @@ async fn migrate_seed_and_serve(
     if server.jwt_secret.is_empty() {
         server.jwt_secret = demo_secret(data_dir)?;
     }
-    let state = build_state(&db, &server).await?;
-    let seeded = seed(&state.engine.pool).await?;
+    let ai = Ai::from_config(&ai, worker.max_attempts).await?;
+    let state = build_state(&db, &server, ai).await?;
+    let seeded = seed_with(&state.engine.pool, &state.engine.ai).await?;
+    // The demo always analyses its tickets, even when asked for no workers.
+    let workers = start_workers(
+        &state,
+        &db,
+        &WorkerConfig {
+            workers: worker.workers.max(1),
+            ..worker
+        },
+    )?;
     let keys_file = data_dir.join("analyst-keys.txt");
     if !seeded.analyst_keys.is_empty() {
         let text: String = seeded
@@ -295,7 +326,7 @@ async fn migrate_seed_and_serve(
         // Appended: keys of organizations seeded by earlier runs stay listed.
         write_private(&keys_file, &text, true)?;
     }
-    let running = Server::start(state, &server).await?;
+    let running = Server::start(state, &server).await?.with_workers(workers);
     print_welcome(&seeded, &server.jwt_secret, running.addr, &keys_file)?;
     running.wait().await
 }

@@ -27,6 +27,8 @@ pub struct Engine {
     pub persisted: PersistedQueries,
     pub statement_timeout_ms: u64,
     pub rate_limiter: OrgRateLimiter,
+    /// The AI pipeline: analyses requested by mutations, similar tickets.
+    pub ai: std::sync::Arc<crate::ai::Ai>,
 }
 
 /// The result of one operation, with what it cost.
@@ -198,7 +200,8 @@ impl Engine {
                 tx: tx.clone(),
                 authz: self.authz.clone(),
             })
-            .data(desk_loader(tx.clone()));
+            .data(desk_loader(tx.clone()))
+            .data(self.ai.clone());
         let mut response = self.schema.execute(request).await;
         finalize_errors(&mut response.errors);
 

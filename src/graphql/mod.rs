@@ -24,7 +24,12 @@ use crate::support::graphql::{SupportMutation, SupportQuery};
 pub struct QueryRoot(IdentityQuery, SupportQuery, BillingQuery, AuditQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(IdentityMutation, SupportMutation, BillingMutation);
+pub struct MutationRoot(
+    IdentityMutation,
+    SupportMutation,
+    BillingMutation,
+    crate::ai::graphql::AiMutation,
+);
 
 pub type DeskSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

@@ -6,15 +6,19 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::ai::graphql::{self as ai_graphql, SimilarTicket, TicketAnalysis};
+use crate::ai::pipeline;
 use crate::authz::Object as Obj;
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
 use crate::graphql::{email_field, parse_id, session, text_field};
 use crate::identity::Role;
 use crate::identity::graphql::{User, load_user};
-use crate::support::loaders::{CommentCountKey, DeskLoader, LoadError, UserKey, WorkspaceKey};
+use crate::support::loaders::{
+    CommentCountKey, DeskLoader, LatestAnalysisKey, LoadError, UserKey, WorkspaceKey,
+};
 use crate::support::repo::{self, TicketChanges, TicketQuery, TicketRow, TicketSort};
-use crate::support::{TicketPriority, TicketStatus};
+use crate::support::{PrioritySource, TicketPriority, TicketStatus};
 
 pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 20_000;
@@ -66,6 +70,10 @@ impl Ticket {
     }
     async fn priority(&self) -> TicketPriority {
         self.0.priority
+    }
+    /// Who chose the priority: the AI changes it only while no person has.
+    async fn priority_source(&self) -> PrioritySource {
+        self.0.priority_source
     }
     /// E-mail address of the customer who asked.
     async fn requester_email(&self) -> Option<&str> {
@@ -133,6 +141,31 @@ impl Ticket {
     /// When it was last resolved or closed; null while open or pending.
     async fn resolved_at(&self) -> Option<DateTime<Utc>> {
         self.0.resolved_at
+    }
+    /// The latest AI analysis (batched across a list of tickets); null before the first.
+    async fn analysis(&self, ctx: &Context<'_>) -> AppResult<Option<TicketAnalysis>> {
+        ai_graphql::latest(ctx, self.0.id).await
+    }
+    /// Every AI analysis of the ticket, newest first.
+    #[graphql(complexity = "first.max(0) as usize * child_complexity")]
+    async fn analyses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "How many, 1 to 100.")] first: i32,
+    ) -> AppResult<Vec<TicketAnalysis>> {
+        ai_graphql::history(ctx, self.0.id, first).await
+    }
+    /// Tickets like this one (Qdrant vectors when configured, else full-text search), best first,
+    /// only among `statuses` (all statuses when empty).
+    #[graphql(complexity = "20 + limit.max(0) as usize * child_complexity")]
+    async fn similar_tickets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5, desc = "How many, 1 to 20.")] limit: i32,
+        #[graphql(default_with = "vec![TicketStatus::Resolved, TicketStatus::Closed]")]
+        statuses: Vec<TicketStatus>,
+    ) -> AppResult<Vec<SimilarTicket>> {
+        ai_graphql::similar_tickets(ctx, self.0.id, limit, &statuses).await
     }
 }
 
@@ -378,8 +411,9 @@ pub struct CreateTicketInput {
     #[graphql(default)]
     pub description: String,
     pub requester_email: Option<String>,
-    #[graphql(default_with = "TicketPriority::Medium")]
-    pub priority: TicketPriority,
+    /// Left out: MEDIUM until the AI analysis proposes one. Given: a person's choice, which the AI
+    /// never overrides.
+    pub priority: Option<TicketPriority>,
 }
 
 /// Fields left out stay as they are; `assigneeId: null` unassigns.
@@ -442,13 +476,20 @@ impl SupportMutation {
                 title: &title,
                 description: &description,
                 requester_email: requester_email.as_deref(),
-                priority: input.priority,
+                priority: input.priority.unwrap_or(TicketPriority::Medium),
+                priority_source: if input.priority.is_some() {
+                    PrioritySource::Human
+                } else {
+                    PrioritySource::Default
+                },
                 status: TicketStatus::Open,
                 assignee_id: None,
                 created_by: s.context().user_id,
             },
         )
         .await?;
+        // Paid for and queued in this transaction: the ticket and its analysis commit together.
+        pipeline::request_analysis(&s.tx, ai_graphql::ai(ctx)?, &row, "created").await?;
         Ok(Ticket(row))
     }
 
@@ -486,10 +527,14 @@ impl SupportMutation {
             priority: input.priority,
             assignee,
         };
-        repo::update_ticket(&s.tx, id, &changes)
+        let row = repo::update_ticket(&s.tx, id, &changes)
             .await?
-            .map(Ticket)
-            .ok_or(AppError::NotFound("ticket"))
+            .ok_or(AppError::NotFound("ticket"))?;
+        if changes.status.is_some() {
+            // Similar-ticket searches filter on status: keep the vector's payload current.
+            pipeline::queue_vector_sync(&s.tx, ai_graphql::ai(ctx)?, row.id).await?;
+        }
+        Ok(Ticket(row))
     }
 
     /// Adds a public reply or an internal note to a ticket.
@@ -547,7 +592,15 @@ async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
         }
         Ok(())
     };
-    tokio::try_join!(workspaces, users, counts)?;
+    let analyses = async {
+        if node.field("analysis").exists() {
+            loader
+                .load_many(rows.iter().map(|t| LatestAnalysisKey(t.id)))
+                .await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(workspaces, users, counts, analyses)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
+use crate::ai::repo::{AnalysisRow, latest_for_tickets};
 use crate::db::TenantTx;
 use crate::error::AppError;
 use crate::identity::repo::{UserRow, users_by_ids};
@@ -20,6 +21,10 @@ pub struct UserKey(pub Uuid);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CommentCountKey(pub Uuid);
+
+/// A ticket's latest analysis, by ticket id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LatestAnalysisKey(pub Uuid);
 
 /// Loader errors are shared between every waiting field, hence the `Arc`.
 #[derive(Debug, Clone)]
@@ -105,6 +110,32 @@ impl Loader<CommentCountKey> for DeskLoaderInner {
         Ok(ids
             .into_iter()
             .map(|id| (CommentCountKey(id), counts.get(&id).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
+impl Loader<LatestAnalysisKey> for DeskLoaderInner {
+    /// `None` for a ticket never analysed: cached too, so its field does not load again.
+    type Value = Option<AnalysisRow>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[LatestAnalysisKey],
+    ) -> Result<HashMap<LatestAnalysisKey, Self::Value>, Self::Error> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut rows: HashMap<Uuid, AnalysisRow> = latest_for_tickets(&self.tx, &ids)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|a| (a.ticket_id, a))
+            .collect();
+        Ok(ids
+            .into_iter()
+            .map(|id| (LatestAnalysisKey(id), rows.remove(&id)))
             .collect())
     }
 }

@@ -20,12 +20,46 @@ pub enum TicketStatus {
 }
 
 /// How urgent a ticket is.
-#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TicketPriority {
     Low,
     Medium,
     High,
     Critical,
+}
+
+/// Who chose a ticket's priority: the AI applies its priority only when no person did.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrioritySource {
+    /// The default, not chosen by anyone.
+    Default,
+    /// A person chose it (when filing the ticket or later).
+    Human,
+    /// The ticket's AI analysis.
+    Ai,
+}
+
+impl PrioritySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Human => "human",
+            Self::Ai => "ai",
+        }
+    }
+}
+
+impl FromStr for PrioritySource {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Default, Self::Human, Self::Ai]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown priority source {s:?}"))
+    }
 }
 
 impl TicketStatus {

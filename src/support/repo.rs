@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::graphql::pagination::Cursor;
-use crate::support::{TicketPriority, TicketStatus};
+use crate::support::{PrioritySource, TicketPriority, TicketStatus};
 
 #[derive(Debug, Clone)]
 pub struct WorkspaceRow {
@@ -78,6 +78,7 @@ pub struct TicketRow {
     pub description: String,
     pub status: TicketStatus,
     pub priority: TicketPriority,
+    pub priority_source: PrioritySource,
     pub requester_email: Option<String>,
     pub assignee_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
@@ -87,7 +88,7 @@ pub struct TicketRow {
 }
 
 const TICKET_COLUMNS: &str = "t.id, t.number, t.workspace_id, t.title, t.description, t.status, t.priority, \
-    t.requester_email, t.assignee_id, t.created_by, t.created_at, t.updated_at, t.resolved_at";
+    t.priority_source, t.requester_email, t.assignee_id, t.created_by, t.created_at, t.updated_at, t.resolved_at";
 
 impl TicketRow {
     fn from_row(row: &Row) -> AppResult<Self> {
@@ -99,6 +100,7 @@ impl TicketRow {
             description: row.try_get("description")?,
             status: row.try_get::<_, String>("status")?.parse()?,
             priority: row.try_get::<_, String>("priority")?.parse()?,
+            priority_source: row.try_get::<_, String>("priority_source")?.parse()?,
             requester_email: row.try_get("requester_email")?,
             assignee_id: row.try_get("assignee_id")?,
             created_by: row.try_get("created_by")?,
@@ -107,6 +109,19 @@ impl TicketRow {
             resolved_at: row.try_get("resolved_at")?,
         })
     }
+}
+
+/// The tickets among `ids` the transaction may see (in no particular order).
+pub async fn tickets_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<TicketRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("select {TICKET_COLUMNS} from tickets t where t.id = any($1)");
+    tx.query(&sql, &[&ids])
+        .await?
+        .iter()
+        .map(TicketRow::from_row)
+        .collect()
 }
 
 pub async fn ticket(tx: &TenantTx, id: Uuid) -> AppResult<Option<TicketRow>> {
@@ -291,6 +306,7 @@ pub struct NewTicket<'a> {
     pub description: &'a str,
     pub requester_email: Option<&'a str>,
     pub priority: TicketPriority,
+    pub priority_source: PrioritySource,
     pub status: TicketStatus,
     pub assignee_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
@@ -310,8 +326,8 @@ fn ticket_constraint(constraint: &str) -> Option<AppError> {
 pub async fn insert_ticket(tx: &TenantTx, t: &NewTicket<'_>) -> AppResult<TicketRow> {
     let sql = format!(
         "insert into tickets as t (org_id, workspace_id, title, description, requester_email, priority, status,
-                                  assignee_id, created_by)
-         values ((select app.current_org_id()), $1, $2, $3, $4, $5, $6, $7, $8)
+                                  assignee_id, created_by, priority_source)
+         values ((select app.current_org_id()), $1, $2, $3, $4, $5, $6, $7, $8, $9)
          returning {TICKET_COLUMNS}"
     );
     let rows = tx
@@ -326,6 +342,7 @@ pub async fn insert_ticket(tx: &TenantTx, t: &NewTicket<'_>) -> AppResult<Ticket
                 &t.status.as_str(),
                 &t.assignee_id,
                 &t.created_by,
+                &t.priority_source.as_str(),
             ],
         )
         .await?
@@ -357,6 +374,8 @@ pub async fn update_ticket(
             description = coalesce($3, t.description),
             status = coalesce($4, t.status),
             priority = coalesce($5, t.priority),
+            -- a person chose the priority (even the one the AI had picked): the AI leaves it alone
+            priority_source = case when $5 is not null then 'human' else t.priority_source end,
             assignee_id = case when $6 then $7 else t.assignee_id end
           where t.id = $1
           returning {TICKET_COLUMNS}"
@@ -377,6 +396,23 @@ pub async fn update_ticket(
         .await?
         .map_err(|e| on_constraint(e, ticket_constraint))?;
     rows.first().map(TicketRow::from_row).transpose()
+}
+
+/// Applies an AI-chosen priority unless a person chose the ticket's priority. True when applied.
+pub async fn apply_ai_priority(
+    tx: &TenantTx,
+    id: Uuid,
+    priority: TicketPriority,
+) -> AppResult<bool> {
+    let n = tx
+        .execute(
+            "update tickets t set priority = $2, priority_source = 'ai'
+              where t.id = $1 and t.priority_source <> 'human'
+                and (t.priority <> $2 or t.priority_source <> 'ai')",
+            &[&id, &priority.as_str()],
+        )
+        .await?;
+    Ok(n == 1)
 }
 
 #[derive(Debug, Clone)]

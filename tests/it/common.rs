@@ -312,8 +312,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(cfg: ServerConfig) -> Self {
+        Self::spawn_with_ai(cfg, deskgraph::ai::Ai::builtin()).await
+    }
+
+    /// A server whose AI pipeline is `ai` (workers are started by the test, when it wants them).
+    pub async fn spawn_with_ai(cfg: ServerConfig, ai: Arc<deskgraph::ai::Ai>) -> Self {
         let db = TestDb::new().await;
-        let state = build_state(&db.db_config(), &cfg)
+        let state = build_state(&db.db_config(), &cfg, ai)
             .await
             .expect("server state builds");
         let server = Server::start(state, &cfg).await.expect("server starts");

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod ai;
 mod audit;
 mod auth;
 mod bad_input;
@@ -16,6 +17,7 @@ mod catalog;
 mod cli;
 mod credits;
 mod demo;
+mod fake_openai;
 mod http;
 mod isolation;
 mod jwks;
@@ -24,6 +26,7 @@ mod migrate;
 mod n_plus_one;
 mod pagination;
 mod pool;
+mod queue;
 mod rls_sql;
 mod roles;
 mod schema;

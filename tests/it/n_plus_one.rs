@@ -1,4 +1,4 @@
-//! N+1: a list of tickets with `workspace`, `assignee` and `commentCount` costs the same number of SQL
+//! N+1: a list of tickets with `workspace`, `assignee` and `commentCount` and `analysis` costs the same number of SQL
 //! statements whatever its length (DataLoaders batch per key type on the operation's transaction).
 
 use async_graphql::Request;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::common::{TestApp, org_fixture, trusted_tx};
 
-const LIST: &str = "query($n: Int!) { tickets(first: $n) { edges { node { id title workspace { name } assignee { name } commentCount } } } }";
+const LIST: &str = "query($n: Int!) { tickets(first: $n) { edges { node { id title workspace { name } assignee { name } commentCount analysis { status summary } } } } }";
 
 #[tokio::test]
 async fn listing_fifty_tickets_issues_as_many_statements_as_listing_five() {
@@ -30,6 +30,7 @@ async fn listing_fifty_tickets_issues_as_many_statements_as_listing_five() {
                 description: "",
                 requester_email: None,
                 priority: TicketPriority::Medium,
+                priority_source: deskgraph::support::PrioritySource::Human,
                 status: TicketStatus::Open,
                 assignee_id: assignees[i % 3],
                 created_by: None,
@@ -83,6 +84,6 @@ async fn listing_fifty_tickets_issues_as_many_statements_as_listing_five() {
         "statements for 5 vs 50 tickets: {counts:?}"
     );
     // BEGIN, caller + context, READ ONLY (one round trip); the page; one batch per loader
-    // (workspaces, users, comment counts); COMMIT.
-    assert_eq!(counts[1], 8, "statements: {counts:?}");
+    // (workspaces, users, comment counts, latest analyses); COMMIT.
+    assert_eq!(counts[1], 9, "statements: {counts:?}");
 }

@@ -1,0 +1,327 @@
+//! Similar tickets. Qdrant cannot apply RLS, so (DESIGN §2 rule 7) every point carries `org_id` in its
+//! payload, every search filters on it, and every hit is hydrated through PostgreSQL under the
+//! caller's RLS context ([`hydrate`]), which drops anything a buggy or unfiltered search let through.
+//! Without Qdrant, similar tickets come from PostgreSQL full-text search, under RLS as well.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use qdrant_client::qdrant::r#match::MatchValue;
+use qdrant_client::qdrant::{
+    Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
+    Distance, FieldType, Filter, KeywordIndexParamsBuilder, PointStruct, PointsIdsList, Query,
+    QueryPointsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorInput,
+    VectorParamsBuilder,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AiConfig;
+use crate::db::TenantTx;
+use crate::error::AppResult;
+use crate::support::TicketStatus;
+use crate::support::repo::{TicketRow, tickets_by_ids};
+
+/// A candidate from a vector search, before hydration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub ticket_id: Uuid,
+    pub score: f32,
+}
+
+/// A similar ticket the caller may see.
+#[derive(Debug, Clone)]
+pub struct Similar {
+    pub score: f64,
+    pub ticket: TicketRow,
+}
+
+/// Ticket vectors in a Qdrant collection shared by all organizations (`org_id` is the tenant key).
+pub struct QdrantIndex {
+    client: Qdrant,
+    collection: String,
+}
+
+/// What Qdrant's payload says about a ticket (kept current when the ticket changes).
+pub fn payload(org_id: Uuid, ticket: &TicketRow) -> serde_json::Value {
+    json!({
+        "org_id": org_id.to_string(),
+        "ticket_id": ticket.id.to_string(),
+        "workspace_id": ticket.workspace_id.to_string(),
+        "status": ticket.status.as_str(),
+    })
+}
+
+fn to_payload(value: serde_json::Value) -> anyhow::Result<Payload> {
+    Payload::try_from(value).map_err(|e| anyhow::anyhow!("invalid Qdrant payload: {e}"))
+}
+
+fn org_filter(org_id: Uuid, statuses: &[TicketStatus], exclude: Option<Uuid>) -> Filter {
+    let mut must = vec![Condition::matches(
+        "org_id",
+        MatchValue::Keyword(org_id.to_string()),
+    )];
+    if !statuses.is_empty() {
+        must.push(Condition::matches(
+            "status",
+            statuses
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        ));
+    }
+    Filter {
+        must,
+        must_not: exclude
+            .map(|id| vec![Condition::has_id([id.to_string()])])
+            .unwrap_or_default(),
+        ..Filter::default()
+    }
+}
+
+impl QdrantIndex {
+    pub async fn connect(cfg: &AiConfig) -> anyhow::Result<Self> {
+        let api_key = (!cfg.qdrant_api_key.is_empty()).then(|| cfg.qdrant_api_key.clone());
+        let client = Qdrant::from_url(&cfg.qdrant_url)
+            .api_key(api_key)
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            // The check blocks a thread at start-up and prints to stdout; ensure_collection is ours.
+            .skip_compatibility_check()
+            .build()
+            .with_context(|| format!("invalid QDRANT_URL {}", cfg.qdrant_url))?;
+        Ok(Self {
+            client,
+            collection: cfg.qdrant_collection.clone(),
+        })
+    }
+
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// Creates the collection (cosine distance, `dimensions` wide) and its payload indexes when
+    /// missing: `org_id` as the tenant key, and `status`.
+    pub async fn ensure_collection(&self, dimensions: usize) -> anyhow::Result<()> {
+        let exists = self
+            .client
+            .collection_exists(&self.collection)
+            .await
+            .context("Qdrant is not reachable")?;
+        if !exists {
+            let created = self
+                .client
+                .create_collection(
+                    CreateCollectionBuilder::new(&self.collection).vectors_config(
+                        VectorParamsBuilder::new(dimensions as u64, Distance::Cosine),
+                    ),
+                )
+                .await;
+            // Another instance may have created it meanwhile.
+            if let Err(err) = created
+                && !self.client.collection_exists(&self.collection).await?
+            {
+                return Err(err).context("could not create the Qdrant collection");
+            }
+            tracing::info!(collection = %self.collection, dimensions, "created the Qdrant collection");
+        }
+        self.client
+            .create_field_index(
+                CreateFieldIndexCollectionBuilder::new(
+                    &self.collection,
+                    "org_id",
+                    FieldType::Keyword,
+                )
+                .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
+                .wait(true),
+            )
+            .await
+            .context("could not create the org_id payload index")?;
+        self.client
+            .create_field_index(
+                CreateFieldIndexCollectionBuilder::new(
+                    &self.collection,
+                    "status",
+                    FieldType::Keyword,
+                )
+                .wait(true),
+            )
+            .await
+            .context("could not create the status payload index")?;
+        Ok(())
+    }
+
+    /// Stores (or replaces) a ticket's vector and payload; the point id is the ticket id.
+    pub async fn upsert(
+        &self,
+        org_id: Uuid,
+        ticket: &TicketRow,
+        vector: Vec<f32>,
+    ) -> anyhow::Result<()> {
+        let point = PointStruct::new(
+            ticket.id.to_string(),
+            vector,
+            to_payload(payload(org_id, ticket))?,
+        );
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
+            .await?;
+        Ok(())
+    }
+
+    /// Brings a stored point's payload up to date (status, workspace). A ticket with no point yet is
+    /// left alone: its analysis stores one.
+    pub async fn update_payload(&self, org_id: Uuid, ticket: &TicketRow) -> anyhow::Result<()> {
+        self.client
+            .set_payload(
+                SetPayloadPointsBuilder::new(
+                    &self.collection,
+                    to_payload(payload(org_id, ticket))?,
+                )
+                .points_selector(PointsIdsList {
+                    ids: vec![ticket.id.to_string().into()],
+                })
+                .wait(true),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, ticket_id: Uuid) -> anyhow::Result<()> {
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(&self.collection)
+                    .points(PointsIdsList {
+                        ids: vec![ticket_id.to_string().into()],
+                    })
+                    .wait(true),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Nearest tickets of `org_id` to `ticket_id`'s stored vector (excluding itself), or `None` when
+    /// the ticket has no vector yet.
+    pub async fn nearest(
+        &self,
+        org_id: Uuid,
+        ticket_id: Uuid,
+        statuses: &[TicketStatus],
+        limit: u64,
+    ) -> anyhow::Result<Option<Vec<Hit>>> {
+        let query = QueryPointsBuilder::new(&self.collection)
+            .query(Query::new_nearest(VectorInput::new_id(
+                ticket_id.to_string(),
+            )))
+            .filter(org_filter(org_id, statuses, Some(ticket_id)))
+            .limit(limit)
+            .with_payload(true);
+        match self.client.query(query).await {
+            Ok(response) => Ok(Some(hits(response.result))),
+            // The ticket has no point yet ("No point with id … found").
+            Err(QdrantError::ResponseError { status })
+                if status.message().to_lowercase().contains("not found") =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Nearest points to `vector` with whatever `filter` is given — the raw search, unfiltered when
+    /// `filter` is `None`. Only tests call this, to prove that hydration drops other tenants' hits.
+    pub async fn search_raw(
+        &self,
+        vector: Vec<f32>,
+        filter: Option<Filter>,
+        limit: u64,
+    ) -> anyhow::Result<Vec<Hit>> {
+        let mut query = QueryPointsBuilder::new(&self.collection)
+            .query(Query::new_nearest(vector))
+            .limit(limit)
+            .with_payload(true);
+        if let Some(filter) = filter {
+            query = query.filter(filter);
+        }
+        Ok(hits(self.client.query(query).await?.result))
+    }
+}
+
+fn hits(points: Vec<qdrant_client::qdrant::ScoredPoint>) -> Vec<Hit> {
+    points
+        .into_iter()
+        .filter_map(|p| {
+            let id = p.payload.get("ticket_id")?.as_str()?.parse().ok()?;
+            Some(Hit {
+                ticket_id: id,
+                score: p.score,
+            })
+        })
+        .collect()
+}
+
+/// Loads hit tickets through PostgreSQL in the caller's transaction: RLS drops every ticket of another
+/// organization (whatever the search returned), and the status filter is applied again on current
+/// data (a payload may lag behind). Keeps the search's order; at most `limit`.
+pub async fn hydrate(
+    tx: &TenantTx,
+    hits: &[Hit],
+    statuses: &[TicketStatus],
+    limit: usize,
+) -> AppResult<Vec<Similar>> {
+    let ids: Vec<Uuid> = hits.iter().map(|h| h.ticket_id).collect();
+    let mut rows: HashMap<Uuid, TicketRow> = tickets_by_ids(tx, &ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
+        .collect();
+    Ok(hits
+        .iter()
+        .filter_map(|h| {
+            let ticket = rows.remove(&h.ticket_id)?;
+            (statuses.is_empty() || statuses.contains(&ticket.status)).then_some(Similar {
+                score: f64::from(h.score),
+                ticket,
+            })
+        })
+        .take(limit)
+        .collect())
+}
+
+/// Similar tickets by PostgreSQL full-text search: the ticket's title and description words, OR-ed,
+/// ranked by `ts_rank` (scaled to 0..1). Runs under the caller's RLS like every query.
+pub async fn fulltext_hits(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    statuses: &[TicketStatus],
+    limit: i64,
+) -> AppResult<Vec<Hit>> {
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let rows = tx
+        .query(
+            "with source as (
+                 select nullif(replace(plainto_tsquery('english',
+                            s.title || ' ' || left(s.description, 2000))::text, ' & ', ' | '), '')::tsquery as q
+                   from tickets s where s.id = $1
+             )
+             select t.id, ts_rank(t.search, source.q) as rank
+               from tickets t, source
+              where source.q is not null and t.search @@ source.q and t.id <> $1
+                and (cardinality($2::text[]) = 0 or t.status = any($2))
+              order by rank desc, t.id
+              limit $3",
+            &[&ticket_id, &statuses, &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let rank: f32 = r.try_get("rank")?;
+            Ok(Hit {
+                ticket_id: r.try_get("id")?,
+                score: rank / (rank + 0.1),
+            })
+        })
+        .collect()
+}
