@@ -374,12 +374,14 @@ fn print_welcome(
             keys_file.display()
         );
     }
+    out += "\nEvery ticket is analysed in the background (built-in offline analyzer unless OPENAI_API_KEY is set).\n";
     out += r#"
 Example queries:
   { viewer { user { name } organization { name } role } }
   { tickets(first: 10, filter: { status: OPEN }) { totalCount edges { node { number title priority workspace { name } assignee { name } commentCount } } } }
   { tickets(first: 5, filter: { search: "refund" }) { edges { node { number title status } } } }
-  mutation { createTicket(input: { workspaceId: "<id from { workspaces { id name } }>", title: "Printer on fire", priority: HIGH }) { id number } }
+  mutation { createTicket(input: { workspaceId: "<id from { workspaces { id name } }>", title: "Printer on fire" }) { id number analysis { status } } }
+  { tickets(first: 5) { edges { node { number title priority prioritySource analysis { status category sentiment language summary creditsCharged } similarTickets(limit: 3) { score ticket { number title } } } } } }
   { credits { balance held plan { name monthlyCredits seatLimit } ledger(first: 5) { edges { node { kind amount balanceAfter note } } } } }
   { auditLog(first: 5) { edges { node { seq occurredAt action table actor { kind role user { name } } after } } } }   (owners, admins)
   { verifyAuditChain { ok checkedEntries firstBrokenSeq } }   (owners, admins)

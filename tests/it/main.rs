@@ -13,6 +13,7 @@ mod ai;
 mod audit;
 mod auth;
 mod bad_input;
+mod bench;
 mod catalog;
 mod cli;
 mod credits;

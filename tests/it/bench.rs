@@ -1,0 +1,164 @@
+//! Benchmarks of the AI pipeline and the queue, run on demand (they print numbers, they assert none):
+//!
+//! ```sh
+//! cargo test --release --test it -- --ignored --nocapture bench_
+//! ```
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deskgraph::app::start_workers;
+use deskgraph::db::Access;
+use deskgraph::identity::Role;
+use deskgraph::jobs::worker::{BoxFuture, Handler, JobContext, JobError, Workers};
+use deskgraph::jobs::{self, Job, NewJob};
+use serde_json::json;
+
+use crate::common::{TestApp, org_fixture, trusted_tx};
+use crate::queue::{fast_workers, wait_until};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Time from `createTicket` returning to its analysis being DONE, with the built-in provider and the
+/// default worker settings (2 slots here, LISTEN/NOTIFY wake-ups), one ticket at a time and then in
+/// bursts of 20.
+#[tokio::test]
+#[ignore = "benchmark: cargo test --release --test it -- --ignored --nocapture bench_"]
+async fn bench_create_ticket_to_analysis_done() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "bench-ai").await;
+    let cfg = deskgraph::jobs::worker::WorkerConfig {
+        workers: 2,
+        ..deskgraph::jobs::worker::WorkerConfig::default()
+    };
+    let workers = start_workers(&app.state(), &app.db.db_config(), &cfg)
+        .unwrap()
+        .unwrap();
+    let admin = app.db.admin().await;
+    let create = "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }";
+    let done = |id: uuid::Uuid| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_one(
+                    "select status = 'done' from ticket_analyses where ticket_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        }
+    };
+    for (label, burst, rounds) in [
+        ("one at a time", 1usize, 200usize),
+        ("bursts of 20", 20, 10),
+    ] {
+        let mut latencies = Vec::new();
+        for round in 0..rounds {
+            let mut pending = Vec::new();
+            for i in 0..burst {
+                let data = app
+                    .ok(
+                        &org.agent,
+                        create,
+                        json!({"i": {"workspaceId": org.workspace, "title": format!("Refund {round}-{i}"),
+                                     "description": "I was charged twice for my subscription, please refund."}}),
+                    )
+                    .await;
+                let id: uuid::Uuid = data["createTicket"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                pending.push((id, Instant::now()));
+            }
+            // Poll every millisecond: the measurement's resolution.
+            while !pending.is_empty() {
+                let mut still = Vec::new();
+                for (id, at) in pending {
+                    if done(id).await {
+                        latencies.push(at.elapsed());
+                    } else {
+                        still.push((id, at));
+                    }
+                }
+                pending = still;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        latencies.sort();
+        println!(
+            "createTicket -> analysis DONE ({label}, n={}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            latencies.last().unwrap().as_secs_f64() * 1e3,
+        );
+    }
+    workers.shutdown(Duration::from_secs(5)).await;
+}
+
+#[derive(Clone)]
+struct Noop(Arc<Mutex<u64>>);
+
+impl Handler for Noop {
+    fn kind(&self) -> &'static str {
+        "bench_noop"
+    }
+    fn run<'a>(&'a self, ctx: &'a JobContext, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            deskgraph::ai::pipeline::finish(ctx, job).await?;
+            *self.0.lock().unwrap() += 1;
+            Ok(())
+        })
+    }
+}
+
+/// No-op jobs per second with 2 worker processes' worth of runtimes (4 slots each), over 5,000 jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release --test it -- --ignored --nocapture bench_"]
+async fn bench_noop_jobs_per_second_with_two_workers() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "bench-q").await;
+    let pool = app.state().engine.pool.clone();
+    const N: usize = 5_000;
+    let tx = trusted_tx(&pool, Some(org.id), Some(Role::Agent), Access::ReadWrite).await;
+    for i in 0..N {
+        jobs::enqueue(&tx, &NewJob::new("bench_noop", json!({ "i": i })))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    drop(tx);
+    let done = Arc::new(Mutex::new(0u64));
+    let start = Instant::now();
+    let workers: Vec<Workers> = (0..2)
+        .map(|_| {
+            Workers::start(
+                pool.clone(),
+                &app.db.db_config().database_url,
+                10_000,
+                fast_workers(4, 3),
+                vec![Arc::new(Noop(done.clone()))],
+            )
+            .unwrap()
+        })
+        .collect();
+    wait_until("all jobs", Duration::from_secs(600), || async {
+        *done.lock().unwrap() >= N as u64
+    })
+    .await;
+    let elapsed = start.elapsed();
+    println!(
+        "{N} no-op jobs with 2 workers x 4 slots: {:.2} s, {:.0} jobs/s",
+        elapsed.as_secs_f64(),
+        N as f64 / elapsed.as_secs_f64()
+    );
+    for w in workers {
+        println!("  {:?}", w.stats());
+        w.shutdown(Duration::from_secs(2)).await;
+    }
+}
