@@ -110,8 +110,9 @@ create trigger jobs_notify after insert on jobs referencing new table as inserte
     for each statement execute function internal.jobs_notify();
 
 -- Claims up to p_limit runnable jobs of the given kinds for worker p_worker, leasing them for
--- p_lease_secs. First it puts back jobs whose lease expired (their worker died): to `available`, or to
--- `discarded` when they have no attempts left. SECURITY DEFINER because no tenant is known yet; only
+-- p_lease_secs. First it puts back jobs whose lease expired (their worker died). It never discards: a
+-- job past its attempts is claimed once more, and the worker fails it through its handler, which
+-- settles what the job holds (a credit hold). SECURITY DEFINER because no tenant is known yet; only
 -- the server's workers (app.role = 'system') get rows. Each job's work then runs in its own tenant.
 create function auth_private.claim_jobs(p_worker text, p_kinds text[], p_limit integer, p_lease_secs integer)
     returns table (org_id uuid, id uuid, kind text, args jsonb, attempt integer, max_attempts integer)
@@ -127,8 +128,7 @@ create function auth_private.claim_jobs(p_worker text, p_kinds text[], p_limit i
          for update skip locked
     )
     update public.jobs j
-       set state = case when j.attempt >= j.max_attempts then 'discarded' else 'available' end,
-           finished_at = case when j.attempt >= j.max_attempts then now() end,
+       set state = 'available',
            run_at = now(),
            locked_by = null,
            lease_expires_at = null,
@@ -176,7 +176,8 @@ create function auth_private.extend_job_leases(p_worker text, p_ids uuid[], p_le
 $$;
 revoke all on function auth_private.extend_job_leases(text, uuid[], integer) from public;
 
--- Puts jobs a stopping worker could not finish back in the queue, runnable now (the attempt counts).
+-- Puts jobs a stopping worker could not finish back in the queue, runnable now (the attempt counts;
+-- as in claim_jobs, a job past its attempts is failed by the next worker's handler, not here).
 create function auth_private.release_jobs(p_worker text, p_ids uuid[], p_attempts integer[])
     returns integer
     language plpgsql
@@ -191,8 +192,7 @@ begin
         return 0;
     end if;
     update public.jobs j
-       set state = case when j.attempt >= j.max_attempts then 'discarded' else 'available' end,
-           finished_at = case when j.attempt >= j.max_attempts then now() end,
+       set state = 'available',
            run_at = now(),
            locked_by = null,
            lease_expires_at = null,

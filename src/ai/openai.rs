@@ -120,8 +120,8 @@ impl OpenAi {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64);
+                    // A huge value is kept (and refused as longer than allowed), never a panic.
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok());
                 let body: String = response.text().await.unwrap_or_default();
                 Err(OpenAIError::Boxed(Box::new(HttpStatus {
                     status,

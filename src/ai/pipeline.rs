@@ -48,15 +48,33 @@ fn hold_key(analysis_id: Uuid) -> String {
     format!("analysis:{analysis_id}")
 }
 
+/// What [`hold_and_enqueue`] did.
+enum Queued {
+    /// Credits held and a job enqueued: (credits held, hold id, job id).
+    Now(i64, Uuid, Uuid),
+    /// A job for this ticket version is already queued or running (for this analysis id).
+    Already(Option<Uuid>),
+}
+
 /// Holds credits and enqueues the analysis job; `Err(InsufficientCredits)` leaves the transaction
-/// usable and changes nothing.
+/// usable and changes nothing. Called with the organization's write lock held, so the check for a
+/// queued twin and the enqueue cannot race.
 async fn hold_and_enqueue(
     tx: &TenantTx,
     ai: &Ai,
     analysis_id: Uuid,
     ticket_id: Uuid,
     content_hash: &str,
-) -> AppResult<(i64, Uuid, Uuid)> {
+) -> AppResult<Queued> {
+    let unique_key = format!("{ticket_id}:{content_hash}");
+    // Checked before holding: a twin's job would not carry (and never settle) this hold.
+    if let Some(args) = jobs::active_args(tx, ANALYZE_TICKET, &unique_key).await? {
+        let analysis = args
+            .get("analysis_id")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse().ok());
+        return Ok(Queued::Already(analysis));
+    }
     let price = ai.price();
     let hold = billing::hold(
         tx,
@@ -69,7 +87,7 @@ async fn hold_and_enqueue(
         tx,
         &NewJob {
             max_attempts: ai.job_max_attempts,
-            unique_key: Some(format!("{ticket_id}:{content_hash}")),
+            unique_key: Some(unique_key),
             ..NewJob::new(
                 ANALYZE_TICKET,
                 json!({ "analysis_id": analysis_id, "ticket_id": ticket_id, "hold_id": hold.id }),
@@ -77,11 +95,18 @@ async fn hold_and_enqueue(
         },
     )
     .await?;
-    Ok((price.credits, hold.id, job.id()))
+    match job {
+        jobs::Enqueued::New(job) => Ok(Queued::Now(price.credits, hold.id, job)),
+        // Cannot happen under the write lock; failing rolls the hold back with the transaction.
+        jobs::Enqueued::Existing(_) => {
+            Err(anyhow::anyhow!("analysis job of ticket {ticket_id} was queued twice").into())
+        }
+    }
 }
 
 /// Requests an analysis of `ticket` as it is now, in the caller's transaction. An analysis of the same
-/// version still queued or running is returned instead of a second one (never paid twice).
+/// version still queued, running or waiting for credits is returned instead of a second one (never
+/// paid twice).
 pub async fn request_analysis(
     tx: &TenantTx,
     ai: &Ai,
@@ -92,14 +117,27 @@ pub async fn request_analysis(
     // check (the order every writer of the organization takes its locks in).
     tx.query_one("select app.lock_org_for_writes(app.current_org_id())", &[])
         .await?;
-    let hash = content_hash(ticket);
+    // Read again under the lock: the version analysed is the one current now.
+    let ticket = support::ticket(tx, ticket.id)
+        .await?
+        .ok_or(AppError::NotFound("ticket"))?;
+    let hash = content_hash(&ticket);
     if let Some(open) = repo::open_for_version(tx, ticket.id, &hash).await? {
         return Ok(open);
     }
     let id = Uuid::new_v4();
     let (status, held, hold_id, job_id) = match hold_and_enqueue(tx, ai, id, ticket.id, &hash).await
     {
-        Ok((held, hold, job)) => (AnalysisStatus::Pending, held, Some(hold), Some(job)),
+        Ok(Queued::Now(held, hold, job)) => (AnalysisStatus::Pending, held, Some(hold), Some(job)),
+        Ok(Queued::Already(Some(twin))) => {
+            if let Some(open) = repo::analysis(tx, twin).await? {
+                return Ok(open);
+            }
+            return Err(anyhow::anyhow!("queued analysis {twin} is missing").into());
+        }
+        Ok(Queued::Already(None)) => {
+            return Err(anyhow::anyhow!("a queued analysis job has no analysis id").into());
+        }
         Err(AppError::InsufficientCredits { needed, available }) => {
             tracing::info!(ticket = %ticket.id, needed, available, "analysis waits for credits");
             (AnalysisStatus::InsufficientCredits, 0, None, None)
@@ -193,6 +231,7 @@ impl AnalyzeTicket {
         // 1. Still ours and still to do? Mark it running.
         let tx = ctx.tenant_tx(job).await?;
         if !jobs::lock_run(&tx, job).await? {
+            tx.rollback().await?;
             return Err(JobError::Fenced);
         }
         let analysis = repo::analysis(&tx, analysis_id).await?;
@@ -249,7 +288,17 @@ impl AnalyzeTicket {
         let tx = ctx.tenant_tx(job).await?;
         if !jobs::lock_run(&tx, job).await? {
             // Our lease expired and another worker took over: write nothing.
+            tx.rollback().await?;
             return Err(JobError::Fenced);
+        }
+        if repo::analysis(&tx, analysis_id).await?.is_none() {
+            // The ticket was deleted while the model worked: nothing to record, nothing to charge.
+            if let Some(hold) = analysis.hold_id {
+                billing::release(&tx, hold).await?;
+            }
+            jobs::complete(&tx, job).await?;
+            tx.commit().await?;
+            return Ok(());
         }
         let tokens = match (result.prompt_tokens, result.completion_tokens) {
             (None, None) => None,
@@ -278,9 +327,7 @@ impl AnalyzeTicket {
         )
         .await?;
         support::apply_ai_priority(&tx, ticket.id, result.priority).await?;
-        if !jobs::complete(&tx, job).await? {
-            return Err(JobError::Fenced);
-        }
+        jobs::complete(&tx, job).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -332,6 +379,7 @@ impl ResumeAnalyses {
     async fn run_job(&self, ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         let tx = ctx.tenant_tx(job).await?;
         if !jobs::lock_run(&tx, job).await? {
+            tx.rollback().await?;
             return Err(JobError::Fenced);
         }
         let waiting = repo::waiting_for_credits(&tx, RESUME_BATCH).await?;
@@ -341,27 +389,33 @@ impl ResumeAnalyses {
             let Some(ticket) = support::ticket(&tx, analysis.ticket_id).await? else {
                 continue;
             };
-            match hold_and_enqueue(
-                &tx,
-                &self.ai,
-                analysis.id,
-                ticket.id,
-                &content_hash(&ticket),
-            )
-            .await
-            {
-                Ok((held, hold, job_id)) => {
+            let hash = content_hash(&ticket);
+            match hold_and_enqueue(&tx, &self.ai, analysis.id, ticket.id, &hash).await {
+                Ok(Queued::Now(held, hold, job_id)) => {
                     repo::mark_queued(
                         &tx,
                         analysis.id,
-                        self.ai.provider(),
-                        self.ai.model(),
-                        held,
-                        hold,
-                        job_id,
+                        &repo::Queued {
+                            content_hash: &hash,
+                            provider: self.ai.provider(),
+                            model: self.ai.model(),
+                            credits_held: held,
+                            hold_id: hold,
+                            job_id,
+                        },
                     )
                     .await?;
                     resumed += 1;
+                }
+                Ok(Queued::Already(twin)) => {
+                    let twin = twin.map(|t| t.to_string()).unwrap_or_default();
+                    repo::record_failure(
+                        &tx,
+                        analysis.id,
+                        &format!("superseded by analysis {twin} of the same ticket version"),
+                        true,
+                    )
+                    .await?;
                 }
                 Err(AppError::InsufficientCredits { .. }) => {
                     exhausted = true;
@@ -370,9 +424,7 @@ impl ResumeAnalyses {
                 Err(err) => return Err(err.into()),
             }
         }
-        if !jobs::complete(&tx, job).await? {
-            return Err(JobError::Fenced);
-        }
+        jobs::complete(&tx, job).await?;
         // More waiting than one batch: another run picks up the rest (after this one commits).
         if !exhausted && waiting.len() as i64 == RESUME_BATCH {
             queue_resume_if_waiting(&tx).await?;
@@ -419,9 +471,11 @@ impl SyncTicketVector {
 /// Completes a job whose work wrote nothing to the database.
 pub async fn finish(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     let tx = ctx.tenant_tx(job).await?;
-    if !jobs::lock_run(&tx, job).await? || !jobs::complete(&tx, job).await? {
+    if !jobs::lock_run(&tx, job).await? {
+        tx.rollback().await?;
         return Err(JobError::Fenced);
     }
+    jobs::complete(&tx, job).await?;
     tx.commit().await?;
     Ok(())
 }

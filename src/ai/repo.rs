@@ -161,7 +161,8 @@ pub async fn history(tx: &TenantTx, ticket_id: Uuid, limit: i64) -> AppResult<Ve
     rows(&tx.query(&sql, &[&ticket_id, &limit]).await?)
 }
 
-/// An analysis of this ticket version that is still queued or running (asking again joins it).
+/// An analysis of this ticket version that is still queued, running or waiting for credits (asking
+/// again joins it).
 pub async fn open_for_version(
     tx: &TenantTx,
     ticket_id: Uuid,
@@ -169,7 +170,8 @@ pub async fn open_for_version(
 ) -> AppResult<Option<AnalysisRow>> {
     let sql = format!(
         "select {COLUMNS} from ticket_analyses a
-          where a.ticket_id = $1 and a.content_hash = $2 and a.status in ('pending', 'running')
+          where a.ticket_id = $1 and a.content_hash = $2
+            and a.status in ('pending', 'running', 'insufficient_credits')
           order by a.created_at desc limit 1"
     );
     tx.query_opt(&sql, &[&ticket_id, &content_hash])
@@ -295,7 +297,7 @@ pub async fn record_failure(tx: &TenantTx, id: Uuid, error: &str, for_good: bool
                 status = case when $3 then 'failed' else 'pending' end,
                 error = $2,
                 finished_at = case when $3 then clock_timestamp() end
-          where id = $1 and status in ('pending', 'running')",
+          where id = $1 and status in ('pending', 'running', 'insufficient_credits')",
         &[&id, &error, &for_good],
     )
     .await?;
@@ -321,21 +323,32 @@ pub async fn any_waiting_for_credits(tx: &TenantTx) -> AppResult<bool> {
         .is_some())
 }
 
+/// What a waiting analysis gets when its credits arrive.
+pub struct Queued<'a> {
+    /// The ticket version it will analyse (the ticket may have changed while it waited).
+    pub content_hash: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub credits_held: i64,
+    pub hold_id: Uuid,
+    pub job_id: Uuid,
+}
+
 /// A waiting analysis got its credits and was queued.
-pub async fn mark_queued(
-    tx: &TenantTx,
-    id: Uuid,
-    provider: &str,
-    model: &str,
-    credits_held: i64,
-    hold_id: Uuid,
-    job_id: Uuid,
-) -> AppResult<()> {
+pub async fn mark_queued(tx: &TenantTx, id: Uuid, q: &Queued<'_>) -> AppResult<()> {
     tx.execute(
-        "update ticket_analyses set status = 'pending', provider = $2, model = $3, credits_held = $4,
-                hold_id = $5, job_id = $6
+        "update ticket_analyses set status = 'pending', content_hash = $2, provider = $3, model = $4,
+                credits_held = $5, hold_id = $6, job_id = $7
           where id = $1 and status = 'insufficient_credits'",
-        &[&id, &provider, &model, &credits_held, &hold_id, &job_id],
+        &[
+            &id,
+            &q.content_hash,
+            &q.provider,
+            &q.model,
+            &q.credits_held,
+            &q.hold_id,
+            &q.job_id,
+        ],
     )
     .await?;
     Ok(())

@@ -131,6 +131,20 @@ pub async fn enqueue(tx: &TenantTx, job: &NewJob<'_>) -> AppResult<Enqueued> {
     Ok(Enqueued::Existing(existing.try_get(0)?))
 }
 
+/// The arguments of the available or running job of this kind and unique key, if there is one.
+pub async fn active_args(tx: &TenantTx, kind: &str, unique_key: &str) -> AppResult<Option<Value>> {
+    Ok(tx
+        .query_opt(
+            "select args from jobs
+              where org_id = (select app.current_org_id()) and kind = $1 and unique_key = $2
+                and state in ('available', 'running')",
+            &[&kind, &unique_key],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?)
+}
+
 /// Locks this run of `job` for finishing, in the job's tenant transaction: true while the job is
 /// still this worker's (running, same attempt). Takes the organization's write lock first, the order
 /// every writer of the organization follows.

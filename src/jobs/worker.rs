@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -207,7 +207,7 @@ impl Workers {
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(listen_loop(shared.clone(), listen, stopped.clone())),
-            tokio::spawn(heartbeat_loop(shared.clone(), stopped.clone())),
+            tokio::spawn(heartbeat_loop(shared.clone())),
             tokio::spawn(prune_loop(shared.clone(), stopped.clone())),
             tokio::spawn(dispatch_loop(shared.clone(), stopped)),
         ];
@@ -366,10 +366,12 @@ async fn dispatch_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             }
         }
         if full {
-            // All slots taken: more may be waiting; claim again as soon as a slot frees up.
+            // All slots taken: more may be waiting; claim again as soon as a slot frees up (or after
+            // the poll interval, whatever happens to wake-ups).
             tokio::select! {
                 _ = stopped.changed() => {},
                 _ = shared.wake.notified() => {},
+                () = tokio::time::sleep(poll) => {},
             }
             continue;
         }
@@ -378,6 +380,29 @@ async fn dispatch_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) 
             _ = shared.wake.notified() => {},
             () = tokio::time::sleep(poll) => {},
         }
+    }
+}
+
+/// Unregisters a run however its task ends (finished, panicked, or aborted by a lost lease or a
+/// shutdown): frees its slot and wakes the dispatcher, so no slot leaks and no heartbeat keeps a lease
+/// alive for a run that is gone.
+struct RunGuard {
+    shared: Arc<Shared>,
+    id: Uuid,
+    attempt: i32,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.shared.running.lock()
+            && running
+                .get(&self.id)
+                .is_some_and(|r| r.attempt == self.attempt)
+        {
+            running.remove(&self.id);
+        }
+        self.shared.wake.notify_one();
     }
 }
 
@@ -396,32 +421,48 @@ fn start_job(shared: &Arc<Shared>, job: Job) {
     let Ok(mut running) = shared.running.lock() else {
         return;
     };
+    let guard = RunGuard {
+        shared: shared.clone(),
+        id,
+        attempt,
+        _permit: permit,
+    };
     let task_shared = shared.clone();
     let task = tokio::spawn(async move {
+        let _guard = guard;
         run_job(&task_shared, handler.as_ref(), &job).await;
-        if let Ok(mut running) = task_shared.running.lock()
-            && running
-                .get(&job.id)
-                .is_some_and(|r| r.attempt == job.attempt)
-        {
-            running.remove(&job.id);
-        }
-        drop(permit);
-        task_shared.wake.notify_one();
     });
-    running.insert(
+    // This worker may claim its own job again after a stall: the older run is stopped (it is fenced
+    // off anyway).
+    if let Some(old) = running.insert(
         id,
         Running {
             attempt,
             abort: task.abort_handle(),
         },
-    );
+    ) {
+        old.abort.abort();
+    }
 }
 
 async fn run_job(shared: &Shared, handler: &dyn Handler, job: &Job) {
     let started = std::time::Instant::now();
     let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, org = %job.org_id, attempt = job.attempt);
-    let result = handler.run(&shared.ctx, job).instrument(span.clone()).await;
+    let result = if job.attempt > job.max_attempts {
+        // Its last attempt died with its worker (lease expired) or was interrupted: fail it here,
+        // through the handler, so that what it holds is settled.
+        Err(JobError::Fail(format!(
+            "no attempts left after {} (the last one stopped without finishing)",
+            job.max_attempts
+        )))
+    } else {
+        // A panicking handler fails its attempt like an error instead of leaving the job leased.
+        std::panic::AssertUnwindSafe(handler.run(&shared.ctx, job))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| Err(JobError::Retry("the job handler panicked".to_owned())))
+    };
     let elapsed_ms = started.elapsed().as_millis();
     let outcome = match result {
         Ok(()) => {
@@ -490,13 +531,12 @@ async fn record_failure(
     Ok(failed)
 }
 
-async fn heartbeat_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+/// Renews the leases of running jobs until the workers are stopped for good (it keeps going through
+/// the shutdown grace period, so that finishing runs keep their jobs).
+async fn heartbeat_loop(shared: Arc<Shared>) {
     let every = Duration::from_millis((shared.cfg.lease_secs.max(1) * 1000) / 3);
     loop {
-        tokio::select! {
-            _ = stopped.changed() => if *stopped.borrow() { return },
-            () = tokio::time::sleep(every) => {},
-        }
+        tokio::time::sleep(every).await;
         let held: Vec<(Uuid, i32)> = match shared.running.lock() {
             Ok(r) => r.iter().map(|(id, run)| (*id, run.attempt)).collect(),
             Err(_) => return,

@@ -47,6 +47,8 @@ struct TestHandler {
     failed_calls: Arc<Mutex<Vec<(Uuid, bool)>>>,
     fail: bool,
     sleep: Option<Duration>,
+    /// Panics on the first attempt.
+    panic_first: bool,
 }
 
 impl Handler for TestHandler {
@@ -62,6 +64,9 @@ impl Handler for TestHandler {
                 .entry(job.id)
                 .or_default()
                 .push(job.attempt);
+            if self.panic_first && job.attempt == 1 {
+                panic!("handler bug on attempt 1");
+            }
             if let Some(sleep) = self.sleep {
                 tokio::time::sleep(sleep).await;
             }
@@ -435,4 +440,61 @@ async fn unique_keys_fold_twins_and_jobs_commit_with_their_transaction() {
     let tx = trusted_tx(&pool, Some(org.id), Some(Role::Viewer), Access::ReadWrite).await;
     let refused = jobs::enqueue(&tx, &NewJob::new("unique_test", json!({}))).await;
     assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn a_last_attempt_that_died_is_failed_through_its_handler_and_a_panic_is_a_failed_attempt() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "q-last").await;
+    let slow = TestHandler {
+        kind: "last_test",
+        sleep: Some(Duration::from_secs(30)),
+        ..TestHandler::default()
+    };
+    let ids = enqueue_with(&app, org.id, "last_test", 1, 1).await;
+    let crashing = start(&app, fast_workers(1, 1), &slow);
+    wait_until(
+        "the only attempt to start",
+        Duration::from_secs(10),
+        || async { job_states(&app, "last_test").await.get("running") == Some(&1) },
+    )
+    .await;
+    crashing.kill();
+    // After the lease, the next worker does not run it again (no attempts left) but fails it through
+    // its handler, which settles what the job held.
+    let next = TestHandler {
+        kind: "last_test",
+        ..TestHandler::default()
+    };
+    let rescuer = start(&app, fast_workers(1, 1), &next);
+    wait_until(
+        "the job to be discarded",
+        Duration::from_secs(15),
+        || async { job_states(&app, "last_test").await.get("discarded") == Some(&1) },
+    )
+    .await;
+    assert!(
+        next.runs.lock().unwrap().is_empty(),
+        "not run a second time"
+    );
+    assert_eq!(*next.failed_calls.lock().unwrap(), vec![(ids[0], true)]);
+    rescuer.shutdown(Duration::from_secs(1)).await;
+
+    // A handler that panics fails its attempt (retried), and the worker keeps its slot.
+    let panicky = TestHandler {
+        kind: "panic_test",
+        panic_first: true,
+        ..TestHandler::default()
+    };
+    let ids = enqueue_with(&app, org.id, "panic_test", 3, 3).await;
+    let workers = start(&app, fast_workers(1, 3), &panicky);
+    wait_until("the jobs to complete", Duration::from_secs(20), || async {
+        job_states(&app, "panic_test").await.get("completed") == Some(&3)
+    })
+    .await;
+    for id in &ids {
+        assert_eq!(panicky.runs.lock().unwrap().get(id), Some(&vec![1, 2]));
+    }
+    assert_eq!(workers.stats().retried, 3);
+    workers.shutdown(Duration::from_secs(1)).await;
 }
