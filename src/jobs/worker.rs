@@ -7,7 +7,7 @@
 //! ones it learns were lost. On shutdown no new job is claimed; running jobs get the grace period to
 //! finish, and the rest go back to the queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
@@ -535,6 +535,7 @@ async fn record_failure(
 /// the shutdown grace period, so that finishing runs keep their jobs).
 async fn heartbeat_loop(shared: Arc<Shared>) {
     let every = Duration::from_millis((shared.cfg.lease_secs.max(1) * 1000) / 3);
+    let mut suspects: HashSet<(Uuid, i32)> = HashSet::new();
     loop {
         tokio::time::sleep(every).await;
         let held: Vec<(Uuid, i32)> = match shared.running.lock() {
@@ -542,6 +543,7 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
             Err(_) => return,
         };
         if held.is_empty() {
+            suspects.clear();
             continue;
         }
         let ids: Vec<Uuid> = held.iter().map(|(id, _)| *id).collect();
@@ -560,14 +562,14 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
         };
         match extended.await {
             Ok(kept) => {
-                let lost: Vec<(Uuid, i32)> =
+                let lost: HashSet<(Uuid, i32)> =
                     held.into_iter().filter(|h| !kept.contains(h)).collect();
-                if lost.is_empty() {
-                    continue;
-                }
+                // A run that has just committed its job is not extended either: it is stopped only
+                // when it is still registered a heartbeat later (a lost run writes nothing anyway).
+                let confirmed: Vec<(Uuid, i32)> = lost.intersection(&suspects).copied().collect();
+                suspects = lost;
                 if let Ok(mut running) = shared.running.lock() {
-                    for (id, attempt) in lost {
-                        // Finished meanwhile, or lost: only a run still registered is stopped.
+                    for (id, attempt) in confirmed {
                         if running.get(&id).is_some_and(|r| r.attempt == attempt) {
                             tracing::warn!(job = %id, attempt, "lease lost; stopping the run");
                             if let Some(run) = running.remove(&id) {
