@@ -92,6 +92,9 @@ create policy jobs_enqueue on jobs as restrictive for insert
     with check ((select app.current_app_role()) in ('owner', 'admin', 'agent', 'system'));
 create policy jobs_update on jobs as restrictive for update
     using ((select app.current_app_role()) = 'system');
+-- Args and provider errors are for the people who run the desk, not for viewers and analytics keys.
+create policy jobs_read on jobs as restrictive for select
+    using ((select app.current_app_role()) in ('owner', 'admin', 'agent', 'system'));
 
 -- Wakes listening workers when runnable jobs are inserted (delivered at commit, folded per transaction).
 create function internal.jobs_notify() returns trigger

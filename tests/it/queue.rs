@@ -436,10 +436,25 @@ async fn unique_keys_fold_twins_and_jobs_commit_with_their_transaction() {
     tx.rollback().await.unwrap();
     // Rolled back with its transaction: nothing was queued.
     assert!(job_states(&app, "unique_test").await.is_empty());
-    // A viewer may not enqueue.
+    // A viewer may not enqueue, nor read the queue (args, provider errors); an agent may.
+    enqueue_many(&app, org.id, "unique_test", 2).await;
     let tx = trusted_tx(&pool, Some(org.id), Some(Role::Viewer), Access::ReadWrite).await;
+    let seen: i64 = tx
+        .query_one("select count(*) from jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0);
     let refused = jobs::enqueue(&tx, &NewJob::new("unique_test", json!({}))).await;
     assert!(refused.is_err());
+    drop(tx);
+    let tx = trusted_tx(&pool, Some(org.id), Some(Role::Agent), Access::ReadOnly).await;
+    let seen: i64 = tx
+        .query_one("select count(*) from jobs where kind = 'unique_test'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 2);
 }
 
 #[tokio::test]
