@@ -180,10 +180,7 @@ pub async fn similar_tickets(
 
 /// A ticket's latest analysis.
 pub async fn latest(ctx: &Context<'_>, ticket_id: Uuid) -> AppResult<Option<TicketAnalysis>> {
-    let loader = ctx
-        .data::<crate::support::loaders::DeskLoader>()
-        .map_err(|_| anyhow::anyhow!("operation has no loader"))?;
-    Ok(loader
+    Ok(crate::support::graphql::loader(ctx)?
         .load_one(crate::support::loaders::LatestAnalysisKey(ticket_id))
         .await
         .map_err(AppError::from)?

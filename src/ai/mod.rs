@@ -357,13 +357,13 @@ impl Ai {
     pub fn builtin() -> Arc<Self> {
         Arc::new(Self {
             analyzer: Analyzer::Builtin,
-            prices: Prices::parse("builtin=1").unwrap_or_else(|_| Prices {
+            prices: Prices {
                 by_model: HashMap::new(),
                 fallback: Price {
                     credits: 1,
                     tokens_per_credit: None,
                 },
-            }),
+            },
             index: None,
             job_max_attempts: crate::jobs::DEFAULT_MAX_ATTEMPTS,
         })

@@ -68,7 +68,7 @@ async fn hold_and_enqueue(
 ) -> AppResult<Queued> {
     let unique_key = format!("{ticket_id}:{content_hash}");
     // Checked before holding: a twin's job would not carry (and never settle) this hold.
-    if let Some(args) = jobs::active_args(tx, ANALYZE_TICKET, &unique_key).await? {
+    if let Some((_, args)) = jobs::active(tx, ANALYZE_TICKET, &unique_key).await? {
         let analysis = args
             .get("analysis_id")
             .and_then(|v| v.as_str())
@@ -218,6 +218,16 @@ pub fn handlers(ai: &Arc<Ai>) -> Vec<Arc<dyn Handler>> {
     ]
 }
 
+/// Completes an analysis job that has nothing (more) to record, giving back `hold` when there is one.
+async fn close_without_result(tx: TenantTx, job: &Job, hold: Option<Uuid>) -> Result<(), JobError> {
+    if let Some(hold) = hold {
+        billing::release(&tx, hold).await?;
+    }
+    jobs::complete(&tx, job).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Runs one analysis.
 pub struct AnalyzeTicket {
     pub ai: Arc<Ai>,
@@ -229,11 +239,7 @@ impl AnalyzeTicket {
         let started = Instant::now();
 
         // 1. Still ours and still to do? Mark it running.
-        let tx = ctx.tenant_tx(job).await?;
-        if !jobs::lock_run(&tx, job).await? {
-            tx.rollback().await?;
-            return Err(JobError::Fenced);
-        }
+        let tx = ctx.locked_tx(job).await?;
         let analysis = repo::analysis(&tx, analysis_id).await?;
         let ticket = match &analysis {
             Some(a) => support::ticket(&tx, a.ticket_id).await?,
@@ -241,17 +247,10 @@ impl AnalyzeTicket {
         };
         let (Some(analysis), Some(ticket)) = (analysis, ticket) else {
             // The ticket (and with it the analysis) is gone: give the credits back, nothing to do.
-            if let Ok(hold) = arg_uuid(job, "hold_id") {
-                billing::release(&tx, hold).await?;
-            }
-            jobs::complete(&tx, job).await?;
-            tx.commit().await?;
-            return Ok(());
+            return close_without_result(tx, job, arg_uuid(job, "hold_id").ok()).await;
         };
         if analysis.status.is_final() {
-            jobs::complete(&tx, job).await?;
-            tx.commit().await?;
-            return Ok(());
+            return close_without_result(tx, job, None).await;
         }
         repo::mark_running(&tx, analysis_id, job.attempt).await?;
         tx.commit().await?;
@@ -285,20 +284,11 @@ impl AnalyzeTicket {
         }
 
         // 3. One transaction: the job, the charge, the result and the ticket's priority.
-        let tx = ctx.tenant_tx(job).await?;
-        if !jobs::lock_run(&tx, job).await? {
-            // Our lease expired and another worker took over: write nothing.
-            tx.rollback().await?;
-            return Err(JobError::Fenced);
-        }
+        // (Fenced when our lease expired and another worker took over: we write nothing.)
+        let tx = ctx.locked_tx(job).await?;
         if repo::analysis(&tx, analysis_id).await?.is_none() {
             // The ticket was deleted while the model worked: nothing to record, nothing to charge.
-            if let Some(hold) = analysis.hold_id {
-                billing::release(&tx, hold).await?;
-            }
-            jobs::complete(&tx, job).await?;
-            tx.commit().await?;
-            return Ok(());
+            return close_without_result(tx, job, analysis.hold_id).await;
         }
         let tokens = match (result.prompt_tokens, result.completion_tokens) {
             (None, None) => None,
@@ -377,11 +367,7 @@ const RESUME_BATCH: i64 = 200;
 
 impl ResumeAnalyses {
     async fn run_job(&self, ctx: &JobContext, job: &Job) -> Result<(), JobError> {
-        let tx = ctx.tenant_tx(job).await?;
-        if !jobs::lock_run(&tx, job).await? {
-            tx.rollback().await?;
-            return Err(JobError::Fenced);
-        }
+        let tx = ctx.locked_tx(job).await?;
         let waiting = repo::waiting_for_credits(&tx, RESUME_BATCH).await?;
         let mut resumed = 0usize;
         let mut exhausted = false;

@@ -26,10 +26,7 @@ pub async fn grant_due(pool: &Pool) -> AppResult<usize> {
         // ids only (to the `system` role only); the transaction itself has no tenant.
         let tx = TenantTx::begin(
             pool,
-            &Credentials::Trusted(TenantContext {
-                system: true,
-                ..TenantContext::default()
-            }),
+            &Credentials::Trusted(TenantContext::system_unscoped()),
             TxOptions::new(Access::ReadOnly, STATEMENT_TIMEOUT_MS),
         )
         .await?;

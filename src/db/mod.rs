@@ -77,6 +77,15 @@ impl TenantContext {
         }
     }
 
+    /// The server's own work before any organization is known (listing organizations due an
+    /// allowance, claiming jobs): only `auth_private` functions for `system` answer it.
+    pub fn system_unscoped() -> Self {
+        Self {
+            system: true,
+            ..Self::default()
+        }
+    }
+
     /// The value of `app.role`.
     fn role_setting(&self) -> &'static str {
         match (self.system, self.role) {

@@ -119,30 +119,29 @@ pub async fn enqueue(tx: &TenantTx, job: &NewJob<'_>) -> AppResult<Enqueued> {
     if let Some(row) = row {
         return Ok(Enqueued::New(row.try_get(0)?));
     }
-    let existing = tx
-        .query_opt(
-            "select id from jobs
-              where org_id = (select app.current_org_id()) and kind = $1 and unique_key = $2
-                and state in ('available', 'running')",
-            &[&job.kind, &job.unique_key],
-        )
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("job {} conflicted but its twin is gone", job.kind))?;
-    Ok(Enqueued::Existing(existing.try_get(0)?))
+    let (id, _) = match &job.unique_key {
+        Some(key) => active(tx, job.kind, key).await?,
+        None => None,
+    }
+    .ok_or_else(|| anyhow::anyhow!("job {} conflicted but its twin is gone", job.kind))?;
+    Ok(Enqueued::Existing(id))
 }
 
-/// The arguments of the available or running job of this kind and unique key, if there is one.
-pub async fn active_args(tx: &TenantTx, kind: &str, unique_key: &str) -> AppResult<Option<Value>> {
-    Ok(tx
-        .query_opt(
-            "select args from jobs
-              where org_id = (select app.current_org_id()) and kind = $1 and unique_key = $2
-                and state in ('available', 'running')",
-            &[&kind, &unique_key],
-        )
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?)
+/// The id and arguments of the available or running job of this kind and unique key, if any.
+pub async fn active(
+    tx: &TenantTx,
+    kind: &str,
+    unique_key: &str,
+) -> AppResult<Option<(Uuid, Value)>> {
+    tx.query_opt(
+        "select id, args from jobs
+          where org_id = (select app.current_org_id()) and kind = $1 and unique_key = $2
+            and state in ('available', 'running')",
+        &[&kind, &unique_key],
+    )
+    .await?
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+    .transpose()
 }
 
 /// Locks this run of `job` for finishing, in the job's tenant transaction: true while the job is

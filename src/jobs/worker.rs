@@ -121,6 +121,19 @@ impl JobContext {
     }
 }
 
+impl JobContext {
+    /// [`JobContext::tenant_tx`] with this run of `job` locked for finishing ([`super::lock_run`]);
+    /// `Err(Fenced)`, with the transaction rolled back, when the run lost its job.
+    pub async fn locked_tx(&self, job: &Job) -> Result<TenantTx, JobError> {
+        let tx = self.tenant_tx(job).await?;
+        if !super::lock_run(&tx, job).await? {
+            tx.rollback().await?;
+            return Err(JobError::Fenced);
+        }
+        Ok(tx)
+    }
+}
+
 /// The work of one job kind. `run` must finish the job in its final tenant transaction with
 /// [`super::complete`] (or [`super::lock_run`] first), so that the job and its effects commit together.
 pub trait Handler: Send + Sync + 'static {
@@ -302,10 +315,7 @@ impl Drop for Workers {
 async fn system_tx(shared: &Shared) -> AppResult<TenantTx> {
     TenantTx::begin(
         &shared.ctx.pool,
-        &Credentials::Trusted(TenantContext {
-            system: true,
-            ..TenantContext::default()
-        }),
+        &Credentials::Trusted(TenantContext::system_unscoped()),
         TxOptions::new(Access::ReadWrite, shared.ctx.statement_timeout_ms),
     )
     .await

@@ -24,7 +24,7 @@ pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 20_000;
 pub const COMMENT_MAX: usize = 20_000;
 
-fn loader<'a>(ctx: &Context<'a>) -> AppResult<&'a DeskLoader> {
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> AppResult<&'a DeskLoader> {
     ctx.data::<DeskLoader>()
         .map_err(|_| anyhow::anyhow!("operation has no loader").into())
 }

@@ -527,6 +527,24 @@ async fn resolve(app: &TestApp, org: &OrgFixture, title: &str, description: &str
     id
 }
 
+/// The same resolved refund ticket in A and in B, and an open one in A like them: (A's resolved, B's
+/// resolved, A's open).
+async fn refund_tickets(app: &TestApp, a: &OrgFixture, b: &OrgFixture) -> (String, String, String) {
+    let resolved = "Card charged twice, refund issued.";
+    let a_refund = resolve(app, a, "Refund for double charge", resolved).await;
+    let b_refund = resolve(app, b, "Refund for double charge", resolved).await;
+    let open = create_ticket(
+        app,
+        a,
+        "Charged twice",
+        "My card was charged twice, I want a refund.",
+        None,
+    )
+    .await;
+    let open_id = open["id"].as_str().unwrap().to_owned();
+    (a_refund, b_refund, open_id)
+}
+
 const SIMILAR: &str = "query($id: ID!, $s: [TicketStatus!]) { ticket(id: $id) {
     similarTickets(limit: 5, statuses: $s) { score ticket { id title status } } } }";
 
@@ -535,30 +553,9 @@ async fn similar_tickets_come_only_from_the_callers_organization() {
     let app = TestApp::spawn().await;
     let a = org_fixture(&app, "sim-a").await;
     let b = org_fixture(&app, "sim-b").await;
-    let a_refund = resolve(
-        &app,
-        &a,
-        "Refund for double charge",
-        "Card charged twice, refund issued.",
-    )
-    .await;
+    let (a_refund, b_refund, open_id) = refund_tickets(&app, &a, &b).await;
+    let open_id = open_id.as_str();
     let a_other = resolve(&app, &a, "Dark mode", "Please add a dark theme.").await;
-    let b_refund = resolve(
-        &app,
-        &b,
-        "Refund for double charge",
-        "Card charged twice, refund issued.",
-    )
-    .await;
-    let open = create_ticket(
-        &app,
-        &a,
-        "Charged twice",
-        "My card was charged twice, I want a refund.",
-        None,
-    )
-    .await;
-    let open_id = open["id"].as_str().unwrap();
 
     let data = app
         .ok(
@@ -654,29 +651,7 @@ async fn qdrant_search_is_filtered_by_organization_and_hydrated_under_rls() {
     let a = org_fixture(&app, "qd-a").await;
     let b = org_fixture(&app, "qd-b").await;
     let w = workers(&app, fast_workers(2, 3));
-    let a_refund = resolve(
-        &app,
-        &a,
-        "Refund for double charge",
-        "Card charged twice, refund issued.",
-    )
-    .await;
-    let b_refund = resolve(
-        &app,
-        &b,
-        "Refund for double charge",
-        "Card charged twice, refund issued.",
-    )
-    .await;
-    let open = create_ticket(
-        &app,
-        &a,
-        "Charged twice",
-        "My card was charged twice, I want a refund.",
-        None,
-    )
-    .await;
-    let open_id = open["id"].as_str().unwrap().to_owned();
+    let (a_refund, b_refund, open_id) = refund_tickets(&app, &a, &b).await;
     for (org, id) in [(&a, &a_refund), (&b, &b_refund), (&a, &open_id)] {
         wait_for_status(&app, org, id, "DONE").await;
     }
