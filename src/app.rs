@@ -8,20 +8,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::ai::{Ai, pipeline};
+use crate::ai::{Ai, handlers};
 use crate::authz::Authz;
 use crate::billing;
 use crate::config::{DbConfig, ServerConfig};
 use crate::db;
-use crate::graphql::executor::Engine;
-use crate::graphql::persisted::PersistedQueries;
-use crate::graphql::{Limits, build_schema};
 use crate::http::{self, AppState};
 use crate::identity::auth::JwtVerifier;
 use crate::identity::jwks::Jwks;
-use crate::jobs::worker::{WorkerConfig, Workers};
+use crate::jobs::{WorkerConfig, Workers};
 use crate::metrics::Metrics;
 use crate::ratelimit::OrgRateLimiter;
+use crate::schema::executor::Engine;
+use crate::schema::persisted::PersistedQueries;
+use crate::schema::{Limits, build_schema};
 
 /// Builds the shared state, refusing (fail closed) when the runtime role could bypass RLS.
 pub async fn build_state(
@@ -94,7 +94,7 @@ pub fn start_workers(
         &db_cfg.database_url,
         db_cfg.statement_timeout_ms,
         cfg.clone(),
-        pipeline::handlers(&state.engine.ai),
+        handlers::handlers(&state.engine.ai),
     )
     .map(Some)
 }

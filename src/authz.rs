@@ -1,14 +1,46 @@
 //! API-level authorization with casbin: may this role do this action on this kind of object?
 //! The model and policy are `policies/model.conf` and `policies/policy.csv`, compiled into the binary
-//! so a deployment cannot run with a policy other than the one its tests checked.
+//! so a deployment cannot run with a policy other than the one its tests checked. [`Role`] is here, in
+//! the platform layer, because the tenant context, the policy and every product module speak of it.
 
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 
+use crate::db::text_enum::text_enum;
 use crate::error::{AppError, AppResult};
-use crate::identity::Role;
 
 pub const MODEL: &str = include_str!("../policies/model.conf");
 pub const POLICY: &str = include_str!("../policies/policy.csv");
+
+/// What a member or API key may do in an organization (DESIGN §4; the matrix is `policies/policy.csv`).
+/// It lives here, in the platform, because the database context, casbin and every module speak of it.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Created the organization: everything, including billing and removing admins.
+    Owner,
+    /// Tenant admin: members (not owners), API keys, workspaces, plus all agent rights.
+    Admin,
+    /// Support agent: create, update, assign and comment tickets; read everything operational.
+    Agent,
+    /// Read-only member.
+    Viewer,
+    /// API key for analytics tools: registered persisted queries only.
+    Analyst,
+}
+
+text_enum!(Role, "role", {
+    Owner => "owner",
+    Admin => "admin",
+    Agent => "agent",
+    Viewer => "viewer",
+    Analyst => "analyst",
+});
+
+impl Role {
+    /// Roles a person can hold through a membership (analyst is for API keys only).
+    pub fn is_member_role(self) -> bool {
+        !matches!(self, Role::Analyst)
+    }
+}
 
 /// Kinds of object the policy speaks of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,23 +58,19 @@ pub enum Object {
     AuditLog,
 }
 
-impl Object {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Object::Organization => "organization",
-            Object::Workspace => "workspace",
-            Object::Ticket => "ticket",
-            Object::Comment => "comment",
-            Object::Member => "member",
-            Object::Invitation => "invitation",
-            Object::ApiKey => "api_key",
-            Object::PersistedQuery => "persisted_query",
-            Object::Credits => "credits",
-            Object::Plan => "plan",
-            Object::AuditLog => "audit_log",
-        }
-    }
-}
+text_enum!(Object, "object", {
+    Organization => "organization",
+    Workspace => "workspace",
+    Ticket => "ticket",
+    Comment => "comment",
+    Member => "member",
+    Invitation => "invitation",
+    ApiKey => "api_key",
+    PersistedQuery => "persisted_query",
+    Credits => "credits",
+    Plan => "plan",
+    AuditLog => "audit_log",
+});
 
 pub struct Authz {
     enforcer: Enforcer,

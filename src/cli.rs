@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::ai::{Ai, AiConfig, pipeline};
+use crate::ai::{Ai, AiConfig, handlers};
 use crate::app::{Server, build_state, start_workers};
 use crate::config::{DbConfig, LogConfig, ServerConfig};
-use crate::jobs::worker::{WorkerConfig, Workers};
-use crate::{db, demo, graphql, identity, telemetry};
+use crate::jobs::{WorkerConfig, Workers};
+use crate::{db, demo, identity, schema, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -137,7 +137,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                     workers: worker.workers.max(1),
                     ..worker
                 },
-                pipeline::handlers(&ai),
+                handlers::handlers(&ai),
             )?;
             crate::http::shutdown_signal().await;
             tracing::info!("shutting down job workers");
@@ -190,7 +190,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schema => {
-            print!("{}", graphql::sdl());
+            print!("{}", schema::sdl());
             Ok(())
         }
         Command::Demo {

@@ -17,5 +17,6 @@ pub mod identity;
 pub mod jobs;
 pub mod metrics;
 pub mod ratelimit;
+pub mod schema;
 pub mod support;
 pub mod telemetry;

@@ -7,18 +7,19 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Ai;
+use super::loaders::LatestAnalysisKey;
 use super::repo::{self, AnalysisRow, AnalysisStatus};
 use super::vectors::{self, Similar};
 use crate::authz::Object as Obj;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{parse_id, session};
+use crate::graphql::loader::{DeskLoader, LoadError};
+use crate::graphql::{handle, parse_id, session};
 use crate::support::graphql::Ticket;
 use crate::support::repo as support;
 use crate::support::{TicketPriority, TicketStatus};
 
-pub fn ai<'a>(ctx: &Context<'a>) -> AppResult<&'a Arc<Ai>> {
-    ctx.data::<Arc<Ai>>()
-        .map_err(|_| anyhow::anyhow!("operation has no AI pipeline").into())
+fn ai<'a>(ctx: &Context<'a>) -> AppResult<&'a Arc<Ai>> {
+    handle::<Arc<Ai>>(ctx)
 }
 
 /// One AI analysis run of a ticket.
@@ -180,12 +181,22 @@ pub async fn similar_tickets(
 
 /// A ticket's latest analysis.
 pub async fn latest(ctx: &Context<'_>, ticket_id: Uuid) -> AppResult<Option<TicketAnalysis>> {
-    Ok(crate::support::graphql::loader(ctx)?
-        .load_one(crate::support::loaders::LatestAnalysisKey(ticket_id))
+    Ok(session(ctx)?
+        .loader
+        .load_one(LatestAnalysisKey(ticket_id))
         .await
         .map_err(AppError::from)?
         .flatten()
         .map(TicketAnalysis))
+}
+
+/// Loads the latest analyses of a page of tickets in one batch (before their `analysis` fields ask).
+pub async fn prefetch_latest(
+    loader: &DeskLoader,
+    ticket_ids: impl Iterator<Item = Uuid>,
+) -> Result<(), LoadError> {
+    loader.load_many(ticket_ids.map(LatestAnalysisKey)).await?;
+    Ok(())
 }
 
 /// A ticket's analyses, newest first.
@@ -222,7 +233,7 @@ impl AiMutation {
         let ticket = support::ticket(&s.tx, id)
             .await?
             .ok_or(AppError::NotFound("ticket"))?;
-        let row = super::pipeline::request_analysis(&s.tx, ai(ctx)?, &ticket, "reanalyze").await?;
+        let row = super::request::request_analysis(&s.tx, ai(ctx)?, &ticket, "reanalyze").await?;
         Ok(TicketAnalysis(row))
     }
 }

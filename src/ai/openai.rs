@@ -66,7 +66,7 @@ fn output_schema() -> serde_json::Value {
         "type": "object",
         "properties": {
             "priority": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
-            "category": {"type": "string", "enum": Category::ALL},
+            "category": {"type": "string", "enum": Category::ALL.map(Category::as_str)},
             "skills": {"type": "array", "items": {"type": "string"}},
             "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
             "language": {"type": "string"},

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::Analysis;
 use crate::db::TenantTx;
+use crate::db::text_enum::text_enum;
 use crate::error::AppResult;
 
 /// Where an analysis run is.
@@ -23,30 +24,15 @@ pub enum AnalysisStatus {
     InsufficientCredits,
 }
 
+text_enum!(AnalysisStatus, "analysis status", {
+    Pending => "pending",
+    Running => "running",
+    Done => "done",
+    Failed => "failed",
+    InsufficientCredits => "insufficient_credits",
+});
+
 impl AnalysisStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::InsufficientCredits => "insufficient_credits",
-        }
-    }
-
-    fn parse(s: &str) -> AppResult<Self> {
-        [
-            Self::Pending,
-            Self::Running,
-            Self::Done,
-            Self::Failed,
-            Self::InsufficientCredits,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .ok_or_else(|| anyhow::anyhow!("unknown analysis status {s:?}").into())
-    }
-
     pub fn is_final(self) -> bool {
         matches!(self, Self::Done | Self::Failed)
     }
@@ -97,7 +83,9 @@ impl AnalysisRow {
         Ok(Self {
             id: row.try_get("id")?,
             ticket_id: row.try_get("ticket_id")?,
-            status: AnalysisStatus::parse(row.try_get("status")?)?,
+            status: row
+                .try_get::<_, &str>("status")?
+                .parse::<AnalysisStatus>()?,
             reason: row.try_get("reason")?,
             content_hash: row.try_get("content_hash")?,
             provider: row.try_get("provider")?,

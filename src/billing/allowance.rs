@@ -65,7 +65,7 @@ async fn grant_one(pool: &Pool, org_id: uuid::Uuid) -> AppResult<Option<i64>> {
     .await?;
     let entry = repo::ensure_allowance(&tx).await?;
     if entry.is_some() {
-        crate::ai::pipeline::queue_resume_if_waiting(&tx).await?;
+        super::credits_added(&tx).await?;
     }
     tx.commit().await?;
     Ok(entry.map(|e| e.amount))

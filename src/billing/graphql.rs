@@ -225,7 +225,7 @@ impl BillingMutation {
                 "credits granted"
             );
             // Analyses that waited for credits get their turn.
-            crate::ai::pipeline::queue_resume_if_waiting(&s.tx).await?;
+            super::credits_added(&s.tx).await?;
         }
         credits(&s.tx).await
     }
@@ -240,7 +240,7 @@ impl BillingMutation {
             return Err(AppError::invalid_field("plan", "plan is not a plan id"));
         }
         repo::change_plan(&s.tx, plan).await?;
-        crate::ai::pipeline::queue_resume_if_waiting(&s.tx).await?;
+        super::credits_added(&s.tx).await?;
         credits(&s.tx).await
     }
 }

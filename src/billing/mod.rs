@@ -5,13 +5,25 @@
 //! the entry. [`repo`] is the service API the rest of the server uses (`hold`, `capture`, `release`,
 //! `grant`, the monthly allowance); [`graphql`] exposes it; [`allowance`] grants each month's
 //! allowance in the background.
+//!
+//! What an AI analysis costs, and when it is held, captured or released, is decided in the `ai`
+//! module: the price rule in `ai/price.rs`, the hold in `ai/request.rs` and the capture or release
+//! in `ai/handlers.rs`, all through [`repo`]'s `hold`, `capture` and `release`.
+//!
+//! billing sits below `ai`, so it never calls the AI pipeline: when credits come in it enqueues the
+//! `resume_analyses` job by its kind name ([`credits_added`]), and the pipeline's handler does the rest.
 
 pub mod allowance;
 pub mod graphql;
 pub mod repo;
 
-use std::fmt;
-use std::str::FromStr;
+use futures_util::future::BoxFuture;
+
+use crate::db::TenantTx;
+use crate::db::text_enum::text_enum;
+use crate::error::AppResult;
+use crate::identity::service::OrganizationFollowUp;
+use crate::jobs::{self, kinds};
 
 /// Kinds of ledger entry. `amount` is the change to the available balance, `heldChange` the change to
 /// held credits.
@@ -35,47 +47,35 @@ pub enum LedgerKind {
     Adjustment,
 }
 
-impl LedgerKind {
-    pub const ALL: [LedgerKind; 8] = [
-        LedgerKind::Grant,
-        LedgerKind::Purchase,
-        LedgerKind::Allowance,
-        LedgerKind::Hold,
-        LedgerKind::Capture,
-        LedgerKind::Release,
-        LedgerKind::Refund,
-        LedgerKind::Adjustment,
-    ];
+text_enum!(LedgerKind, "ledger kind", {
+    Grant => "GRANT",
+    Purchase => "PURCHASE",
+    Allowance => "ALLOWANCE",
+    Hold => "HOLD",
+    Capture => "CAPTURE",
+    Release => "RELEASE",
+    Refund => "REFUND",
+    Adjustment => "ADJUSTMENT",
+});
 
-    /// The value stored in `credit_ledger.kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LedgerKind::Grant => "GRANT",
-            LedgerKind::Purchase => "PURCHASE",
-            LedgerKind::Allowance => "ALLOWANCE",
-            LedgerKind::Hold => "HOLD",
-            LedgerKind::Capture => "CAPTURE",
-            LedgerKind::Release => "RELEASE",
-            LedgerKind::Refund => "REFUND",
-            LedgerKind::Adjustment => "ADJUSTMENT",
-        }
-    }
+/// Credits came in (a grant, a plan change, an allowance): analyses that waited for credits get their
+/// turn. The `resume_analyses` job finds them and holds for them oldest first; while one is queued,
+/// another is not added.
+pub async fn credits_added(tx: &TenantTx) -> AppResult<()> {
+    jobs::enqueue(tx, &kinds::resume_analyses()).await?;
+    Ok(())
 }
 
-impl fmt::Display for LedgerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A new organization starts with this month's allowance of its plan (identity's organization
+/// creation runs this in the same transaction).
+pub struct StartingAllowance;
 
-impl FromStr for LedgerKind {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LedgerKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown ledger kind {s:?}"))
+impl OrganizationFollowUp for StartingAllowance {
+    fn created<'a>(&'a self, tx: &'a TenantTx) -> BoxFuture<'a, AppResult<()>> {
+        Box::pin(async move {
+            repo::ensure_allowance(tx).await?;
+            Ok(())
+        })
     }
 }
 

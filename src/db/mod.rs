@@ -3,6 +3,7 @@
 
 pub mod migrate;
 pub mod safety;
+pub mod text_enum;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,9 +14,9 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+use crate::authz::Role;
 use crate::config::DbConfig;
 use crate::error::AppResult;
-use crate::identity::Role;
 
 /// Builds the runtime connection pool. Connections are created lazily; call [`ping`] to fail fast.
 pub fn runtime_pool(cfg: &DbConfig) -> anyhow::Result<Pool> {

@@ -12,16 +12,17 @@ use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::ai::{Ai, AiConfig, pipeline};
+use crate::ai::{Ai, AiConfig};
 use crate::app::{Server, build_state, start_workers};
+use crate::authz::Role;
 use crate::billing::repo as billing_repo;
 use crate::config::{DbConfig, ServerConfig};
 use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions, migrate};
 use crate::error::AppError;
 use crate::identity::auth::{mint_token, new_secret};
-use crate::identity::{Role, repo as identity_repo};
-use crate::jobs::worker::WorkerConfig;
-use crate::support::repo as support_repo;
+use crate::identity::repo as identity_repo;
+use crate::jobs::WorkerConfig;
+use crate::support::{self, repo as support_repo};
 use crate::support::{PrioritySource, TicketPriority, TicketStatus};
 
 /// A seeded member and where they belong.
@@ -177,8 +178,10 @@ async fn seed_org(
         let workspace_id = *workspaces
             .get(t.workspace)
             .context("seed ticket names an unknown workspace")?;
-        let ticket = support_repo::insert_ticket(
+        // Filed as `createTicket` files it: with its analysis requested in the same transaction.
+        let ticket = support::service::file_ticket(
             &tx,
+            ai,
             &support_repo::NewTicket {
                 workspace_id,
                 title: t.title,
@@ -193,7 +196,6 @@ async fn seed_org(
             },
         )
         .await?;
-        pipeline::request_analysis(&tx, ai, &ticket, "created").await?;
         for c in t.comments {
             support_repo::insert_comment(
                 &tx,

@@ -24,9 +24,9 @@ use tracing::Level;
 use crate::config::ServerConfig;
 use crate::db;
 use crate::error::AppError;
-use crate::graphql::executor::{Engine, Outcome};
 use crate::identity::auth::{JwtVerifier, credentials_from_headers};
 use crate::metrics::Metrics;
+use crate::schema::executor::{Engine, Outcome};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {

@@ -4,14 +4,14 @@ use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObjec
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::authz::Object as Obj;
-use crate::db::TenantContext;
+use crate::authz::{Object as Obj, Role};
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
-use crate::graphql::{email_field, parse_id, session, text_field};
+use crate::graphql::{email_field, handle, parse_id, session, text_field};
 use crate::identity::auth::{hash_secret, new_secret};
-use crate::identity::{Role, repo};
-use crate::support::loaders::{DeskLoader, UserKey};
+use crate::identity::loaders::UserKey;
+use crate::identity::repo;
+use crate::identity::service::{self, OrganizationFollowUp};
 
 /// Days an invitation stays valid.
 const INVITATION_TTL_DAYS: i32 = 7;
@@ -268,10 +268,8 @@ impl Actor {
 
 pub async fn load_user(ctx: &Context<'_>, id: Option<Uuid>) -> AppResult<Option<User>> {
     let Some(id) = id else { return Ok(None) };
-    let loader = ctx
-        .data::<DeskLoader>()
-        .map_err(|_| anyhow::anyhow!("no loader"))?;
-    Ok(loader
+    Ok(session(ctx)?
+        .loader
         .load_one(UserKey(id))
         .await
         .map_err(AppError::from)?
@@ -457,24 +455,8 @@ impl IdentityMutation {
                 "slug must be 1 to 40 lowercase letters, digits or dashes, not starting or ending with a dash",
             ));
         }
-        let id = Uuid::now_v7();
-        // Act as the new organization's owner for the insert (RLS checks org and role), then restore.
-        let previous =
-            s.tx.set_context(TenantContext {
-                org_id: Some(id),
-                user_id: Some(user_id),
-                api_key_id: None,
-                role: Some(Role::Owner),
-                system: false,
-            })
-            .await?;
-        // On failure the transaction is aborted: no later statement can run in it, so there is no
-        // context to restore. On success, restore before anything else runs.
-        let org = repo::insert_organization(&s.tx, id, &slug, &name, user_id).await?;
-        // A new organization starts with this month's allowance of its plan.
-        crate::billing::repo::ensure_allowance(&s.tx).await?;
-        s.tx.set_context(previous).await?;
-        tracing::info!(org_id = %id, %slug, "organization created");
+        let follow_up = handle::<&'static dyn OrganizationFollowUp>(ctx)?;
+        let org = service::create_organization(&s.tx, *follow_up, user_id, &slug, &name).await?;
         Ok(org.into())
     }
 

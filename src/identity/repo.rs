@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::authz::Role;
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult, on_constraint};
-use crate::identity::Role;
 use crate::identity::auth::{API_KEY_PREFIX, hash_secret, new_secret};
 
 #[derive(Debug, Clone)]

@@ -5,15 +5,26 @@
 //! ticket and its analysis job commit together or not at all.
 //!
 //! - [`enqueue`] inserts a job in the caller's tenant transaction (RLS applies).
-//! - Workers ([`worker`]) claim across organizations with `auth_private.claim_jobs` (`FOR UPDATE SKIP
+//! - Workers ([`runtime`]) claim across organizations with `auth_private.claim_jobs` (`FOR UPDATE SKIP
 //!   LOCKED`), woken by `LISTEN deskgraph_jobs` with a slow poll as fallback, and lease what they claim.
 //! - A job's work runs in a transaction of the job's organization, which finishes the job with
 //!   [`complete`] — an UPDATE fenced by the claim's `attempt`, so a worker that lost its lease cannot
 //!   complete a job another worker has taken over, and the work's writes roll back with it.
 //! - Failures retry with exponential backoff and jitter ([`backoff`]) until `max_attempts`, then the
 //!   job is `discarded` with its last error.
+//!
+//! This file is the queue's API (enqueue, fence, complete, fail); [`handler`] is the contract a job
+//! kind implements, [`runtime`] the loops that drive handlers, [`config`] their settings and
+//! [`kinds`] the job kinds that one module enqueues for another to handle.
 
-pub mod worker;
+pub mod config;
+pub mod handler;
+pub mod kinds;
+pub mod runtime;
+
+pub use config::WorkerConfig;
+pub use handler::{BoxFuture, Handler, JobContext, JobError};
+pub use runtime::{Stats, Workers};
 
 use std::time::Duration;
 

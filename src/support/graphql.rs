@@ -6,28 +6,25 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
+// The one import of a module above support: the type graph (`Ticket.analysis`, `similarTickets`).
 use crate::ai::graphql::{self as ai_graphql, SimilarTicket, TicketAnalysis};
-use crate::ai::pipeline;
-use crate::authz::Object as Obj;
+use crate::authz::{Object as Obj, Role};
 use crate::error::{AppError, AppResult};
+use crate::graphql::loader::LoadError;
 use crate::graphql::pagination::{self, Cursor, PageInfo};
-use crate::graphql::{email_field, parse_id, session, text_field};
-use crate::identity::Role;
+use crate::graphql::{Session, email_field, handle, parse_id, session, text_field};
 use crate::identity::graphql::{User, load_user};
-use crate::support::loaders::{
-    CommentCountKey, DeskLoader, LatestAnalysisKey, LoadError, UserKey, WorkspaceKey,
-};
+use crate::identity::loaders::UserKey;
+use crate::support::loaders::{CommentCountKey, WorkspaceKey};
 use crate::support::repo::{self, TicketChanges, TicketQuery, TicketRow, TicketSort};
+use crate::support::service::{self, TicketFollowUp};
 use crate::support::{PrioritySource, TicketPriority, TicketStatus};
 
 pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 20_000;
 pub const COMMENT_MAX: usize = 20_000;
-
-pub(crate) fn loader<'a>(ctx: &Context<'a>) -> AppResult<&'a DeskLoader> {
-    ctx.data::<DeskLoader>()
-        .map_err(|_| anyhow::anyhow!("operation has no loader").into())
-}
 
 /// A desk inside an organization (e.g. "Billing"); tickets belong to one.
 #[derive(SimpleObject, Clone, Debug)]
@@ -80,7 +77,8 @@ impl Ticket {
         self.0.requester_email.as_deref()
     }
     async fn workspace(&self, ctx: &Context<'_>) -> AppResult<Workspace> {
-        let ws = loader(ctx)?
+        let ws = session(ctx)?
+            .loader
             .load_one(WorkspaceKey(self.0.workspace_id))
             .await
             .map_err(AppError::from)?;
@@ -126,7 +124,8 @@ impl Ticket {
     async fn comment_count(&self, ctx: &Context<'_>) -> AppResult<i64> {
         // A count is a property of the ticket, readable wherever the ticket is (analyst exports
         // included); the comments themselves need `comment read`.
-        Ok(loader(ctx)?
+        Ok(session(ctx)?
+            .loader
             .load_one(CommentCountKey(self.0.id))
             .await
             .map_err(AppError::from)?
@@ -469,8 +468,11 @@ impl SupportMutation {
             .as_deref()
             .map(|e| email_field("requesterEmail", e))
             .transpose()?;
-        let row = repo::insert_ticket(
+        let follow_up = handle::<Arc<dyn TicketFollowUp>>(ctx)?;
+        // Paid for and queued in this transaction: the ticket and its analysis commit together.
+        let row = service::file_ticket(
             &s.tx,
+            follow_up.as_ref(),
             &repo::NewTicket {
                 workspace_id,
                 title: &title,
@@ -488,8 +490,6 @@ impl SupportMutation {
             },
         )
         .await?;
-        // Paid for and queued in this transaction: the ticket and its analysis commit together.
-        pipeline::request_analysis(&s.tx, ai_graphql::ai(ctx)?, &row, "created").await?;
         Ok(Ticket(row))
     }
 
@@ -532,7 +532,9 @@ impl SupportMutation {
             .ok_or(AppError::NotFound("ticket"))?;
         if changes.status.is_some() {
             // Similar-ticket searches filter on status: keep the vector's payload current.
-            pipeline::queue_vector_sync(&s.tx, ai_graphql::ai(ctx)?, row.id).await?;
+            handle::<Arc<dyn TicketFollowUp>>(ctx)?
+                .status_changed(&s.tx, row.id)
+                .await?;
         }
         Ok(Ticket(row))
     }
@@ -562,7 +564,7 @@ impl SupportMutation {
 /// split a slow-to-resolve page into several batches).
 async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
     let node = ctx.look_ahead().field("edges").field("node");
-    let loader = loader(ctx)?;
+    let loader = &session(ctx)?.loader;
     let workspaces = async {
         if node.field("workspace").exists() {
             loader
@@ -594,9 +596,7 @@ async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
     };
     let analyses = async {
         if node.field("analysis").exists() {
-            loader
-                .load_many(rows.iter().map(|t| LatestAnalysisKey(t.id)))
-                .await?;
+            ai_graphql::prefetch_latest(loader, rows.iter().map(|t| t.id)).await?;
         }
         Ok(())
     };
@@ -605,7 +605,7 @@ async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
 }
 
 /// Tickets are assigned to owners, admins and agents of the organization only.
-async fn check_assignable(s: &crate::graphql::Session, user: Uuid) -> AppResult<()> {
+async fn check_assignable(s: &Session, user: Uuid) -> AppResult<()> {
     let member = crate::identity::repo::member(&s.tx, user).await?;
     match member.map(|m| m.role) {
         Some(Role::Owner | Role::Admin | Role::Agent) => Ok(()),

@@ -1,61 +1,17 @@
-//! DataLoaders: built per operation on its transaction, one query per key type per batch, so a list of
-//! tickets costs the same number of statements whatever its length.
+//! Batched loads of support rows for the per-operation loader.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use uuid::Uuid;
+use async_graphql::dataloader::Loader;
 
-use crate::ai::repo::{AnalysisRow, latest_for_tickets};
-use crate::db::TenantTx;
-use crate::error::AppError;
-use crate::identity::repo::{UserRow, users_by_ids};
-use crate::support::repo::{WorkspaceRow, comment_counts, workspaces_by_ids};
+use super::repo::{WorkspaceRow, comment_counts, workspaces_by_ids};
+use crate::graphql::loader::{DeskLoaderInner, LoadError, by_ids, for_every_key, id_keys};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WorkspaceKey(pub Uuid);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserKey(pub Uuid);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CommentCountKey(pub Uuid);
-
-/// A ticket's latest analysis, by ticket id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LatestAnalysisKey(pub Uuid);
-
-/// Loader errors are shared between every waiting field, hence the `Arc`.
-#[derive(Debug, Clone)]
-pub struct LoadError(Arc<AppError>);
-
-impl From<LoadError> for AppError {
-    fn from(err: LoadError) -> Self {
-        // The cause was logged when the batch failed; callers see an internal error.
-        (*err.0).clone()
-    }
-}
-
-fn failed(err: AppError) -> LoadError {
-    tracing::error!(error = ?err, "batched load failed");
-    LoadError(Arc::new(err))
-}
-
-/// The per-operation loader (one instance serves every key type).
-pub struct DeskLoaderInner {
-    tx: Arc<TenantTx>,
-}
-
-pub type DeskLoader = DataLoader<DeskLoaderInner, HashMapCache>;
-
-/// Cached for the operation, so values prefetched for a list are not loaded again by its fields.
-pub fn desk_loader(tx: Arc<TenantTx>) -> DeskLoader {
-    DataLoader::with_cache(
-        DeskLoaderInner { tx },
-        tokio::spawn,
-        HashMapCache::default(),
-    )
+id_keys! {
+    /// A workspace, by id.
+    WorkspaceKey;
+    /// The number of comments of a ticket, by ticket id.
+    CommentCountKey;
 }
 
 impl Loader<WorkspaceKey> for DeskLoaderInner {
@@ -65,27 +21,13 @@ impl Loader<WorkspaceKey> for DeskLoaderInner {
     async fn load(
         &self,
         keys: &[WorkspaceKey],
-    ) -> Result<HashMap<WorkspaceKey, Self::Value>, Self::Error> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = workspaces_by_ids(&self.tx, &ids).await.map_err(failed)?;
-        Ok(rows.into_iter().map(|w| (WorkspaceKey(w.id), w)).collect())
-    }
-}
-
-impl Loader<UserKey> for DeskLoaderInner {
-    type Value = UserRow;
-    type Error = LoadError;
-
-    async fn load(&self, keys: &[UserKey]) -> Result<HashMap<UserKey, Self::Value>, Self::Error> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = users_by_ids(&self.tx, &ids).await.map_err(failed)?;
-        Ok(rows.into_iter().map(|u| (UserKey(u.id), u)).collect())
+    ) -> Result<HashMap<WorkspaceKey, WorkspaceRow>, LoadError> {
+        by_ids(
+            keys,
+            |ids| async move { workspaces_by_ids(self.tx(), &ids).await },
+            |w| w.id,
+        )
+        .await
     }
 }
 
@@ -96,46 +38,14 @@ impl Loader<CommentCountKey> for DeskLoaderInner {
     async fn load(
         &self,
         keys: &[CommentCountKey],
-    ) -> Result<HashMap<CommentCountKey, Self::Value>, Self::Error> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let counts: HashMap<Uuid, i64> = comment_counts(&self.tx, &ids)
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .collect();
+    ) -> Result<HashMap<CommentCountKey, i64>, LoadError> {
         // Tickets without comments have no row; they count zero.
-        Ok(ids
-            .into_iter()
-            .map(|id| (CommentCountKey(id), counts.get(&id).copied().unwrap_or(0)))
-            .collect())
-    }
-}
-
-impl Loader<LatestAnalysisKey> for DeskLoaderInner {
-    /// `None` for a ticket never analysed: cached too, so its field does not load again.
-    type Value = Option<AnalysisRow>;
-    type Error = LoadError;
-
-    async fn load(
-        &self,
-        keys: &[LatestAnalysisKey],
-    ) -> Result<HashMap<LatestAnalysisKey, Self::Value>, Self::Error> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let mut rows: HashMap<Uuid, AnalysisRow> = latest_for_tickets(&self.tx, &ids)
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|a| (a.ticket_id, a))
-            .collect();
-        Ok(ids
-            .into_iter()
-            .map(|id| (LatestAnalysisKey(id), rows.remove(&id)))
-            .collect())
+        for_every_key(
+            keys,
+            |ids| async move { comment_counts(self.tx(), &ids).await },
+            |(id, _)| *id,
+            |row| row.map_or(0, |(_, n)| n),
+        )
+        .await
     }
 }

@@ -3,8 +3,9 @@
 pub mod graphql;
 pub mod loaders;
 pub mod repo;
+pub mod service;
 
-use std::str::FromStr;
+use crate::db::text_enum::text_enum;
 
 /// Where a ticket is in its life.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,46 +43,25 @@ pub enum PrioritySource {
     Ai,
 }
 
-impl PrioritySource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Default => "default",
-            Self::Human => "human",
-            Self::Ai => "ai",
-        }
-    }
-}
+text_enum!(PrioritySource, "priority source", {
+    Default => "default",
+    Human => "human",
+    Ai => "ai",
+});
 
-impl FromStr for PrioritySource {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Default, Self::Human, Self::Ai]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown priority source {s:?}"))
-    }
-}
+text_enum!(TicketStatus, "ticket status", {
+    Open => "open",
+    Pending => "pending",
+    Resolved => "resolved",
+    Closed => "closed",
+});
 
-impl TicketStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Pending => "pending",
-            Self::Resolved => "resolved",
-            Self::Closed => "closed",
-        }
-    }
-}
-
-impl FromStr for TicketStatus {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Open, Self::Pending, Self::Resolved, Self::Closed]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown ticket status {s:?}"))
-    }
-}
+text_enum!(TicketPriority, "ticket priority", {
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+    Critical => "critical",
+});
 
 impl TicketPriority {
     /// 1 (low) to 4 (critical): the order of `orderBy: PRIORITY`.
@@ -92,24 +72,5 @@ impl TicketPriority {
             Self::High => 3,
             Self::Critical => 4,
         }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-impl FromStr for TicketPriority {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Low, Self::Medium, Self::High, Self::Critical]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown ticket priority {s:?}"))
     }
 }

@@ -10,7 +10,7 @@ port=${BENCH_PORT:-18080}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/deskgraph-target}"
 export DESKGRAPH_DEMO_DIR=${DESKGRAPH_DEMO_DIR:-$(mktemp -d)}
 export DESKGRAPH_LISTEN=127.0.0.1:$port
-export DESKGRAPH_LOG=${DESKGRAPH_LOG:-warn,deskgraph::graphql::executor=info}
+export DESKGRAPH_LOG=${DESKGRAPH_LOG:-warn,deskgraph::schema::executor=info}
 export DESKGRAPH_LOG_FORMAT=json
 # Measure the server, not the per-organization rate limit.
 export DESKGRAPH_RATE_LIMIT_PER_MINUTE=0

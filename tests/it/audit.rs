@@ -184,7 +184,7 @@ async fn the_trail_is_append_only_for_the_api_and_even_for_its_owner() {
         let tx = crate::common::trusted_tx(
             &pool,
             Some(org.id),
-            Some(deskgraph::identity::Role::Owner),
+            Some(deskgraph::authz::Role::Owner),
             deskgraph::db::Access::ReadWrite,
         )
         .await;
@@ -365,7 +365,7 @@ async fn only_owners_and_admins_read_the_trail_and_only_their_own() {
     let tx = crate::common::trusted_tx(
         &pool,
         Some(a.id),
-        Some(deskgraph::identity::Role::Agent),
+        Some(deskgraph::authz::Role::Agent),
         deskgraph::db::Access::ReadOnly,
     )
     .await;

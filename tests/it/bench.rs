@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deskgraph::app::start_workers;
+use deskgraph::authz::Role;
 use deskgraph::db::Access;
-use deskgraph::identity::Role;
-use deskgraph::jobs::worker::{BoxFuture, Handler, JobContext, JobError, Workers};
 use deskgraph::jobs::{self, Job, NewJob};
+use deskgraph::jobs::{BoxFuture, Handler, JobContext, JobError, Workers};
 use serde_json::json;
 
 use crate::common::{TestApp, org_fixture, trusted_tx};
@@ -30,9 +30,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn bench_create_ticket_to_analysis_done() {
     let app = TestApp::spawn().await;
     let org = org_fixture(&app, "bench-ai").await;
-    let cfg = deskgraph::jobs::worker::WorkerConfig {
+    let cfg = deskgraph::jobs::WorkerConfig {
         workers: 2,
-        ..deskgraph::jobs::worker::WorkerConfig::default()
+        ..deskgraph::jobs::WorkerConfig::default()
     };
     let workers = start_workers(&app.state(), &app.db.db_config(), &cfg)
         .unwrap()
@@ -110,7 +110,7 @@ impl Handler for Noop {
     }
     fn run<'a>(&'a self, ctx: &'a JobContext, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            deskgraph::ai::pipeline::finish(ctx, job).await?;
+            ctx.finish(job).await?;
             *self.0.lock().unwrap() += 1;
             Ok(())
         })

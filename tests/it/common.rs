@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use deskgraph::app::{Server, build_state};
+use deskgraph::authz::Role;
 use deskgraph::config::{DbConfig, ServerConfig};
 use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, TxOptions, migrate};
 use deskgraph::http::AppState;
-use deskgraph::identity::Role;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;

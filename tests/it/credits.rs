@@ -2,11 +2,11 @@
 //! service API (as the AI pipeline will use it), raw SQL as the runtime role, and GraphQL over HTTP.
 
 use deadpool_postgres::Pool;
+use deskgraph::authz::Role;
 use deskgraph::billing::allowance;
 use deskgraph::billing::repo::{self as credits, HoldState};
 use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
 use deskgraph::error::AppError;
-use deskgraph::identity::Role;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use uuid::Uuid;

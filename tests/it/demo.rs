@@ -1,8 +1,9 @@
 //! The demo's sample data: seeded through the runtime role, and seeding again reuses what exists —
 //! also after people changed it.
 
+use deskgraph::authz::Role;
 use deskgraph::db::Access;
-use deskgraph::identity::{Role, repo};
+use deskgraph::identity::repo;
 
 use crate::common::{TestDb, trusted_tx};
 

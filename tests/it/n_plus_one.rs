@@ -2,8 +2,8 @@
 //! statements whatever its length (DataLoaders batch per key type on the operation's transaction).
 
 use async_graphql::Request;
+use deskgraph::authz::Role;
 use deskgraph::db::{Access, Credentials};
-use deskgraph::identity::Role;
 use deskgraph::support::repo::{NewTicket, insert_comment, insert_ticket};
 use deskgraph::support::{TicketPriority, TicketStatus};
 use serde_json::json;

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
+use deskgraph::authz::Role;
 use deskgraph::db::{Access, TenantTx};
-use deskgraph::identity::Role;
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use deskgraph::authz::Role;
 use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
-use deskgraph::identity::Role;
-use deskgraph::jobs::worker::{BoxFuture, Handler, JobContext, JobError, WorkerConfig, Workers};
 use deskgraph::jobs::{self, Job, NewJob};
+use deskgraph::jobs::{BoxFuture, Handler, JobContext, JobError, WorkerConfig, Workers};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -73,7 +73,7 @@ impl Handler for TestHandler {
             if self.fail {
                 return Err(JobError::Retry(format!("boom {}", job.attempt)));
             }
-            deskgraph::ai::pipeline::finish(ctx, job).await
+            ctx.finish(job).await
         })
     }
 

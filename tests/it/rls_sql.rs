@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 
 use deadpool_postgres::Pool;
+use deskgraph::authz::Role;
 use deskgraph::db::{Access, Credentials, TenantTx, TxOptions};
-use deskgraph::identity::Role;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;

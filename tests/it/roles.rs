@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use deskgraph::authz::Role;
 use deskgraph::authz::{Authz, Object};
-use deskgraph::identity::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@
 #[test]
 fn committed_schema_matches_the_code() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/schema.graphql");
-    let sdl = deskgraph::graphql::sdl();
+    let sdl = deskgraph::schema::sdl();
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
         std::fs::write(path, &sdl).unwrap();
     }
@@ -17,7 +17,7 @@ fn committed_schema_matches_the_code() {
 
 #[test]
 fn the_schema_keeps_the_contract_names() {
-    let sdl = deskgraph::graphql::sdl();
+    let sdl = deskgraph::schema::sdl();
     for name in [
         "input CreateOrganizationInput",
         "input CreateWorkspaceInput",

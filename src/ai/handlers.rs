@@ -1,198 +1,26 @@
-//! From a ticket to its analysis.
+//! The job side of the pipeline (the request side is [`super::request`]).
 //!
-//! 1. [`request_analysis`], in the caller's transaction (`createTicket`, `reanalyzeTicket`): holds the
-//!    model's price in credits, enqueues an `analyze_ticket` job and records a `pending` analysis — all
-//!    or nothing with the ticket. Too few credits: the analysis is `insufficient_credits` and nothing is
-//!    queued; [`queue_resume_if_waiting`] (after grants) queues a `resume_analyses` job that retries
-//!    them in order.
-//! 2. [`AnalyzeTicket`], in a worker: marks the analysis running (short transaction), calls the model
-//!    and the embedder with no transaction open, stores the vector in Qdrant (idempotent: the point id
-//!    is the ticket id), then in one transaction of the ticket's organization completes the job
-//!    (fenced by attempt), captures the actual cost, records the result and applies the priority. A
-//!    stale run cannot complete, so a ticket is charged once whatever happens to workers.
-//! 3. A run that fails for good releases the hold and records the error.
-//!
-//! The analysis id is the idempotency key that ties it together: the hold's ledger key is
-//! `hold:analysis:<id>`, the job carries the id, and every write is in the audit trail.
+//! - [`AnalyzeTicket`] runs one analysis in three steps: a short transaction marks it running; the
+//!   model, the embedder and the Qdrant upsert are called with no transaction or connection held;
+//!   one transaction, fenced by the run's attempt, completes the job, captures the actual cost
+//!   (releasing the rest of the hold), records the result and applies the priority.
+//! - [`ResumeAnalyses`] holds for and queues the analyses that waited for credits, oldest first.
+//! - [`SyncTicketVector`] keeps a ticket's Qdrant payload in step with the ticket.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::repo::{self, AnalysisRow, AnalysisStatus};
+use super::repo;
+use super::request::{Queued, content_hash, hold_and_enqueue};
 use super::{Ai, ProviderError};
 use crate::billing::repo as billing;
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult};
-use crate::jobs::worker::{BoxFuture, Handler, JobContext, JobError};
-use crate::jobs::{self, Job, NewJob};
-use crate::support::repo::{self as support, TicketRow};
-
-pub const ANALYZE_TICKET: &str = "analyze_ticket";
-pub const RESUME_ANALYSES: &str = "resume_analyses";
-pub const SYNC_TICKET_VECTOR: &str = "sync_ticket_vector";
-
-/// Identifies a ticket version: its title and description.
-pub fn content_hash(ticket: &TicketRow) -> String {
-    let mut h = Sha256::new();
-    h.update(ticket.title.as_bytes());
-    h.update([0]);
-    h.update(ticket.description.as_bytes());
-    hex::encode(h.finalize())
-}
-
-fn hold_key(analysis_id: Uuid) -> String {
-    format!("analysis:{analysis_id}")
-}
-
-/// What [`hold_and_enqueue`] did.
-enum Queued {
-    /// Credits held and a job enqueued: (credits held, hold id, job id).
-    Now(i64, Uuid, Uuid),
-    /// A job for this ticket version is already queued or running (for this analysis id).
-    Already(Option<Uuid>),
-}
-
-/// Holds credits and enqueues the analysis job; `Err(InsufficientCredits)` leaves the transaction
-/// usable and changes nothing. Called with the organization's write lock held, so the check for a
-/// queued twin and the enqueue cannot race.
-async fn hold_and_enqueue(
-    tx: &TenantTx,
-    ai: &Ai,
-    analysis_id: Uuid,
-    ticket_id: Uuid,
-    content_hash: &str,
-) -> AppResult<Queued> {
-    let unique_key = format!("{ticket_id}:{content_hash}");
-    // Checked before holding: a twin's job would not carry (and never settle) this hold.
-    if let Some((_, args)) = jobs::active(tx, ANALYZE_TICKET, &unique_key).await? {
-        let analysis = args
-            .get("analysis_id")
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse().ok());
-        return Ok(Queued::Already(analysis));
-    }
-    let price = ai.price();
-    let hold = billing::hold(
-        tx,
-        price.credits,
-        &hold_key(analysis_id),
-        Some(&format!("ticket:{ticket_id}")),
-    )
-    .await?;
-    let job = jobs::enqueue(
-        tx,
-        &NewJob {
-            max_attempts: ai.job_max_attempts,
-            unique_key: Some(unique_key),
-            ..NewJob::new(
-                ANALYZE_TICKET,
-                json!({ "analysis_id": analysis_id, "ticket_id": ticket_id, "hold_id": hold.id }),
-            )
-        },
-    )
-    .await?;
-    match job {
-        jobs::Enqueued::New(job) => Ok(Queued::Now(price.credits, hold.id, job)),
-        // Cannot happen under the write lock; failing rolls the hold back with the transaction.
-        jobs::Enqueued::Existing(_) => {
-            Err(anyhow::anyhow!("analysis job of ticket {ticket_id} was queued twice").into())
-        }
-    }
-}
-
-/// Requests an analysis of `ticket` as it is now, in the caller's transaction. An analysis of the same
-/// version still queued, running or waiting for credits is returned instead of a second one (never
-/// paid twice).
-pub async fn request_analysis(
-    tx: &TenantTx,
-    ai: &Ai,
-    ticket: &TicketRow,
-    reason: &str,
-) -> AppResult<AnalysisRow> {
-    // Checked and written under the organization's write lock, so two requests do not both pass the
-    // check (the order every writer of the organization takes its locks in).
-    tx.query_one("select app.lock_org_for_writes(app.current_org_id())", &[])
-        .await?;
-    // Read again under the lock: the version analysed is the one current now.
-    let ticket = support::ticket(tx, ticket.id)
-        .await?
-        .ok_or(AppError::NotFound("ticket"))?;
-    let hash = content_hash(&ticket);
-    if let Some(open) = repo::open_for_version(tx, ticket.id, &hash).await? {
-        return Ok(open);
-    }
-    let id = Uuid::new_v4();
-    let (status, held, hold_id, job_id) = match hold_and_enqueue(tx, ai, id, ticket.id, &hash).await
-    {
-        Ok(Queued::Now(held, hold, job)) => (AnalysisStatus::Pending, held, Some(hold), Some(job)),
-        Ok(Queued::Already(Some(twin))) => {
-            if let Some(open) = repo::analysis(tx, twin).await? {
-                return Ok(open);
-            }
-            return Err(anyhow::anyhow!("queued analysis {twin} is missing").into());
-        }
-        Ok(Queued::Already(None)) => {
-            return Err(anyhow::anyhow!("a queued analysis job has no analysis id").into());
-        }
-        Err(AppError::InsufficientCredits { needed, available }) => {
-            tracing::info!(ticket = %ticket.id, needed, available, "analysis waits for credits");
-            (AnalysisStatus::InsufficientCredits, 0, None, None)
-        }
-        Err(err) => return Err(err),
-    };
-    repo::insert(
-        tx,
-        &repo::NewAnalysis {
-            id,
-            ticket_id: ticket.id,
-            status,
-            reason,
-            content_hash: &hash,
-            provider: ai.provider(),
-            model: ai.model(),
-            credits_held: held,
-            hold_id,
-            job_id,
-        },
-    )
-    .await
-}
-
-/// Queues a `resume_analyses` job when analyses of the organization wait for credits (call after
-/// credits were added).
-pub async fn queue_resume_if_waiting(tx: &TenantTx) -> AppResult<()> {
-    if repo::any_waiting_for_credits(tx).await? {
-        jobs::enqueue(
-            tx,
-            &NewJob {
-                unique_key: Some("resume".to_owned()),
-                priority: 3,
-                ..NewJob::new(RESUME_ANALYSES, json!({}))
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Queues a refresh of the ticket's vector payload (status, workspace) when vectors live in Qdrant.
-pub async fn queue_vector_sync(tx: &TenantTx, ai: &Ai, ticket_id: Uuid) -> AppResult<()> {
-    if ai.index.is_some() {
-        jobs::enqueue(
-            tx,
-            &NewJob {
-                unique_key: Some(ticket_id.to_string()),
-                ..NewJob::new(SYNC_TICKET_VECTOR, json!({ "ticket_id": ticket_id }))
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
+use crate::jobs::kinds::{ANALYZE_TICKET, RESUME_ANALYSES, SYNC_TICKET_VECTOR};
+use crate::jobs::{self, BoxFuture, Handler, Job, JobContext, JobError};
+use crate::support::repo as support;
 
 fn arg_uuid(job: &Job, name: &str) -> Result<Uuid, JobError> {
     job.args
@@ -377,7 +205,11 @@ impl ResumeAnalyses {
             };
             let hash = content_hash(&ticket);
             match hold_and_enqueue(&tx, &self.ai, analysis.id, ticket.id, &hash).await {
-                Ok(Queued::Now(held, hold, job_id)) => {
+                Ok(Queued::Now {
+                    held,
+                    hold_id,
+                    job_id,
+                }) => {
                     repo::mark_queued(
                         &tx,
                         analysis.id,
@@ -386,7 +218,7 @@ impl ResumeAnalyses {
                             provider: self.ai.provider(),
                             model: self.ai.model(),
                             credits_held: held,
-                            hold_id: hold,
+                            hold_id,
                             job_id,
                         },
                     )
@@ -413,7 +245,7 @@ impl ResumeAnalyses {
         jobs::complete(&tx, job).await?;
         // More waiting than one batch: another run picks up the rest (after this one commits).
         if !exhausted && waiting.len() as i64 == RESUME_BATCH {
-            queue_resume_if_waiting(&tx).await?;
+            jobs::enqueue(&tx, &jobs::kinds::resume_analyses()).await?;
         }
         tx.commit().await?;
         tracing::info!(org = %job.org_id, resumed, waiting = waiting.len(), "resumed analyses waiting for credits");
@@ -450,21 +282,8 @@ impl SyncTicketVector {
             };
             synced.map_err(|e| JobError::Retry(format!("Qdrant: {e:#}")))?;
         }
-        finish(ctx, job).await
+        ctx.finish(job).await
     }
-}
-
-/// Completes a job whose work wrote nothing to the database. No organization write lock: the fenced
-/// UPDATE is the only write, and `jobs` has no write-lock trigger, so nothing waits for the
-/// organization's writers.
-pub async fn finish(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
-    let tx = ctx.tenant_tx(job).await?;
-    if !jobs::complete(&tx, job).await? {
-        tx.rollback().await?;
-        return Err(JobError::Fenced);
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 impl Handler for SyncTicketVector {

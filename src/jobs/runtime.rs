@@ -8,8 +8,6 @@
 //! finish, and the rest go back to the queue.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,136 +21,11 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use super::config::WorkerConfig;
+use super::handler::{Handler, JobContext, JobError};
 use super::{Failed, Job, backoff};
 use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
-use crate::error::{AppError, AppResult};
-
-/// Settings of the job workers (`deskgraph worker`, and `deskgraph serve` unless `DESKGRAPH_WORKERS=0`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct WorkerConfig {
-    /// Jobs one process runs at a time; `serve` runs no workers when 0.
-    #[arg(long, env = "DESKGRAPH_WORKERS", default_value_t = 4)]
-    pub workers: usize,
-
-    /// Seconds a claimed job is leased for; heartbeats renew it every third of that. A job whose worker
-    /// stops heartbeating is run again by another worker once its lease expires.
-    #[arg(long, env = "DESKGRAPH_JOB_LEASE_SECS", default_value_t = 30)]
-    pub lease_secs: u64,
-
-    /// Milliseconds between polls for runnable jobs when no notification arrives.
-    #[arg(long, env = "DESKGRAPH_JOB_POLL_MS", default_value_t = 2_000)]
-    pub poll_ms: u64,
-
-    /// First retry delay in milliseconds; each later retry doubles it (with jitter).
-    #[arg(long, env = "DESKGRAPH_JOB_BACKOFF_BASE_MS", default_value_t = 2_000)]
-    pub backoff_base_ms: u64,
-
-    /// Longest retry delay, in seconds.
-    #[arg(long, env = "DESKGRAPH_JOB_BACKOFF_MAX_SECS", default_value_t = 600)]
-    pub backoff_max_secs: u64,
-
-    /// Attempts an AI job gets before it is discarded (recorded on the job when it is enqueued, so it
-    /// is the setting of the server that enqueues: `serve` and `demo`).
-    #[arg(long, env = "DESKGRAPH_JOB_MAX_ATTEMPTS", default_value_t = super::DEFAULT_MAX_ATTEMPTS)]
-    pub max_attempts: i32,
-
-    /// Hours finished (completed or discarded) jobs are kept before they are deleted.
-    #[arg(long, env = "DESKGRAPH_JOB_RETENTION_HOURS", default_value_t = 72)]
-    pub retention_hours: u64,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            workers: 4,
-            lease_secs: 30,
-            poll_ms: 2_000,
-            backoff_base_ms: 2_000,
-            backoff_max_secs: 600,
-            max_attempts: super::DEFAULT_MAX_ATTEMPTS,
-            retention_hours: 72,
-        }
-    }
-}
-
-/// Why a run did not complete.
-#[derive(Debug, Clone)]
-pub enum JobError {
-    /// Worth another attempt (a timeout, a provider's 5xx, invalid model output).
-    Retry(String),
-    /// Will fail the same way again: discard now.
-    Fail(String),
-    /// The run lost its job (lease expired and claimed again); it wrote nothing.
-    Fenced,
-}
-
-impl From<AppError> for JobError {
-    fn from(err: AppError) -> Self {
-        match err {
-            AppError::Internal(cause) => JobError::Retry(format!("{cause:#}")),
-            other => JobError::Retry(other.to_string()),
-        }
-    }
-}
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What a handler gets to do its work.
-#[derive(Clone)]
-pub struct JobContext {
-    pub pool: Pool,
-    pub statement_timeout_ms: u64,
-}
-
-impl JobContext {
-    /// Opens a transaction of the job's organization as the server's own work (`app.role = system`).
-    pub async fn tenant_tx(&self, job: &Job) -> AppResult<TenantTx> {
-        let request_id = format!("job:{}:{}", job.id, job.attempt);
-        TenantTx::begin(
-            &self.pool,
-            &Credentials::Trusted(TenantContext::system(job.org_id)),
-            TxOptions {
-                access: Access::ReadWrite,
-                statement_timeout_ms: self.statement_timeout_ms,
-                request_id: Some(&request_id),
-            },
-        )
-        .await
-    }
-}
-
-impl JobContext {
-    /// [`JobContext::tenant_tx`] with this run of `job` locked for finishing ([`super::lock_run`]);
-    /// `Err(Fenced)`, with the transaction rolled back, when the run lost its job.
-    pub async fn locked_tx(&self, job: &Job) -> Result<TenantTx, JobError> {
-        let tx = self.tenant_tx(job).await?;
-        if !super::lock_run(&tx, job).await? {
-            tx.rollback().await?;
-            return Err(JobError::Fenced);
-        }
-        Ok(tx)
-    }
-}
-
-/// The work of one job kind. `run` must finish the job in its final tenant transaction with
-/// [`super::complete`] (or [`super::lock_run`] first), so that the job and its effects commit together.
-pub trait Handler: Send + Sync + 'static {
-    fn kind(&self) -> &'static str;
-
-    fn run<'a>(&'a self, ctx: &'a JobContext, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>>;
-
-    /// Called in the job's tenant transaction that records a failed run (`discarded` true when it will
-    /// not run again), to keep the handler's own records in step. The default does nothing.
-    fn failed<'a>(
-        &'a self,
-        _tx: &'a TenantTx,
-        _job: &'a Job,
-        _error: &'a str,
-        _discarded: bool,
-    ) -> BoxFuture<'a, AppResult<()>> {
-        Box::pin(async { Ok(()) })
-    }
-}
+use crate::error::AppResult;
 
 /// Counters of one worker process (read by tests and benchmarks).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -10,14 +10,17 @@ use async_graphql::{Request, Response, ServerError};
 use axum::http::StatusCode;
 use deadpool_postgres::Pool;
 
-use crate::authz::{Authz, Object};
+use super::DeskSchema;
+use super::persisted::PersistedQueries;
+use crate::ai::Ai;
+use crate::authz::{Authz, Object, Role};
+use crate::billing::StartingAllowance;
 use crate::db::{Access, Credentials, TenantTx, TxOptions};
 use crate::error::{AppError, codes};
-use crate::graphql::persisted::PersistedQueries;
-use crate::graphql::{DeskSchema, Session};
-use crate::identity::Role;
+use crate::graphql::Session;
+use crate::identity::service::OrganizationFollowUp;
 use crate::ratelimit::OrgRateLimiter;
-use crate::support::loaders::desk_loader;
+use crate::support::service::TicketFollowUp;
 
 /// Everything needed to execute operations; shared by the HTTP handlers and tests.
 pub struct Engine {
@@ -28,7 +31,7 @@ pub struct Engine {
     pub statement_timeout_ms: u64,
     pub rate_limiter: OrgRateLimiter,
     /// The AI pipeline: analyses requested by mutations, similar tickets.
-    pub ai: std::sync::Arc<crate::ai::Ai>,
+    pub ai: Arc<Ai>,
 }
 
 /// The result of one operation, with what it cost.
@@ -65,13 +68,8 @@ fn log_if_internal(err: &AppError) {
 
 /// Which kind of operation the request runs; `Err` for a document that does not parse.
 fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
-    let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| {
-        let mut err = ServerError::new(e.to_string(), None);
-        err.extensions
-            .get_or_insert_with(Default::default)
-            .set("code", codes::BAD_USER_INPUT);
-        err
-    })?;
+    let doc = async_graphql::parser::parse_query(&request.query)
+        .map_err(|e| AppError::bad_input(e.to_string()).to_server_error())?;
     let ty = match (&doc.operations, request.operation_name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
@@ -84,14 +82,9 @@ fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
 /// Maps every error of a response to a safe message with `extensions.code`.
 pub fn finalize_errors(errors: &mut [ServerError]) {
     for err in errors {
-        if let Some(app) = err.source::<AppError>() {
-            log_if_internal(app);
-            let (code, field) = (app.code(), app.field());
-            let ext = err.extensions.get_or_insert_with(Default::default);
-            ext.set("code", code);
-            if let Some(field) = field {
-                ext.set("field", field);
-            }
+        if let Some(app) = err.source::<AppError>().cloned() {
+            log_if_internal(&app);
+            app.extend(err);
         } else if err.source.is_some() {
             // An error type other than ours reached the response: never show its text.
             tracing::error!(message = %err.message, "unexpected error type in a resolver");
@@ -196,12 +189,11 @@ impl Engine {
         }
 
         let request = request
-            .data(Session {
-                tx: tx.clone(),
-                authz: self.authz.clone(),
-            })
-            .data(desk_loader(tx.clone()))
-            .data(self.ai.clone());
+            .data(Session::new(tx.clone(), self.authz.clone()))
+            // The modules' service handles; lower modules see only the follow-up traits they declare.
+            .data(self.ai.clone())
+            .data::<Arc<dyn TicketFollowUp>>(self.ai.clone())
+            .data::<&'static dyn OrganizationFollowUp>(&StartingAllowance);
         let mut response = self.schema.execute(request).await;
         finalize_errors(&mut response.errors);
 
