@@ -32,7 +32,8 @@ pub async fn build_state(
     let pool = db::runtime_pool(db_cfg)?;
     db::safety::check_runtime_role(&pool).await?;
     let persisted = PersistedQueries::load(Path::new(&cfg.persisted_dir))?;
-    let mut verifier = JwtVerifier::new(&cfg.jwt_secret, &cfg.jwt_issuer, &cfg.jwt_audience);
+    let mut verifier =
+        JwtVerifier::new(cfg.jwt_secret.expose(), &cfg.jwt_issuer, &cfg.jwt_audience);
     if !cfg.jwks_url.is_empty() {
         let jwks = Jwks::new(&cfg.jwks_url)?;
         // Warm the cache; an identity provider that is down now must not keep the API from starting
@@ -91,7 +92,7 @@ pub fn start_workers(
     }
     Workers::start(
         state.engine.pool.clone(),
-        &db_cfg.database_url,
+        db_cfg.database_url.expose(),
         db_cfg.statement_timeout_ms,
         cfg.clone(),
         handlers::handlers(&state.engine.ai),
@@ -113,7 +114,7 @@ impl Server {
                 _ = rx => {},
             }
         };
-        let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+        let grace = cfg.shutdown.grace();
         let task = tokio::spawn(http::serve(listener, router, shutdown, grace));
         let mut background = Vec::new();
         if cfg.allowance_interval_secs > 0 {

@@ -5,14 +5,15 @@
 
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 
-use crate::db::text_enum::text_enum;
 use crate::error::{AppError, AppResult};
+use crate::text_enum::text_enum;
 
 pub const MODEL: &str = include_str!("../policies/model.conf");
 pub const POLICY: &str = include_str!("../policies/policy.csv");
 
+// In the platform layer because the tenant context, casbin and every module speak of it. (The doc
+// comment below is the schema's description of `Role`.)
 /// What a member or API key may do in an organization (DESIGN §4; the matrix is `policies/policy.csv`).
-/// It lives here, in the platform, because the database context, casbin and every module speak of it.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Created the organization: everything, including billing and removing admins.

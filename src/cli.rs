@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::ai::{Ai, AiConfig, handlers};
 use crate::app::{Server, build_state, start_workers};
-use crate::config::{DbConfig, LogConfig, ServerConfig};
+use crate::config::{DbConfig, LogConfig, ServerConfig, ShutdownConfig};
 use crate::jobs::{WorkerConfig, Workers};
 use crate::{db, demo, identity, schema, telemetry};
 
@@ -46,9 +46,8 @@ pub enum Command {
         worker: WorkerConfig,
         #[command(flatten)]
         ai: AiConfig,
-        /// Seconds running jobs get to finish on shutdown (SIGTERM / Ctrl-C) before they are put back.
-        #[arg(long, env = "DESKGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
-        shutdown_grace_secs: u64,
+        #[command(flatten)]
+        shutdown: ShutdownConfig,
     },
     /// Create the database if missing, apply migrations and create the runtime role (DATABASE_ADMIN_URL).
     Migrate {
@@ -71,7 +70,7 @@ pub enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
         #[arg(long, env = "DESKGRAPH_JWT_SECRET", hide_env_values = true)]
-        secret: String,
+        secret: crate::secret::Secret,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -124,14 +123,14 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             db,
             worker,
             ai,
-            shutdown_grace_secs,
+            shutdown,
         } => {
             let pool = crate::db::runtime_pool(&db)?;
             crate::db::safety::check_runtime_role(&pool).await?;
             let ai = Ai::from_config(&ai, worker.max_attempts).await?;
             let workers = Workers::start(
                 pool,
-                &db.database_url,
+                db.database_url.expose(),
                 db.statement_timeout_ms,
                 WorkerConfig {
                     workers: worker.workers.max(1),
@@ -141,9 +140,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             )?;
             crate::http::shutdown_signal().await;
             tracing::info!("shutting down job workers");
-            workers
-                .shutdown(std::time::Duration::from_secs(shutdown_grace_secs))
-                .await;
+            workers.shutdown(shutdown.grace()).await;
             Ok(())
         }
         Command::Migrate { db } => {
@@ -179,7 +176,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             println!(
                 "{}",
                 identity::auth::mint_token(
-                    &secret,
+                    secret.expose(),
                     &sub,
                     email.as_deref(),
                     name.as_deref(),

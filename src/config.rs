@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::secret::{Secret, SecretUrl};
+
 /// Database settings shared by every command that talks to PostgreSQL.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbConfig {
@@ -13,7 +15,7 @@ pub struct DbConfig {
         default_value = "postgres://deskgraph_app@127.0.0.1:5432/deskgraph",
         hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: SecretUrl,
 
     /// Owner connection used by `migrate` and `demo` (a superuser, or a role with BYPASSRLS and CREATEROLE).
     #[arg(
@@ -22,7 +24,7 @@ pub struct DbConfig {
         default_value = "postgres://postgres@127.0.0.1:5432/deskgraph",
         hide_env_values = true
     )]
-    pub database_admin_url: String,
+    pub database_admin_url: SecretUrl,
 
     /// Name of the LOGIN role the server connects as; `migrate` creates it when missing.
     #[arg(long, env = "DESKGRAPH_APP_ROLE", default_value = "deskgraph_app")]
@@ -35,7 +37,7 @@ pub struct DbConfig {
         default_value = "",
         hide_env_values = true
     )]
-    pub app_password: String,
+    pub app_password: Secret,
 
     /// Maximum number of pooled runtime connections.
     #[arg(long, env = "DESKGRAPH_DB_POOL_SIZE", default_value_t = 16)]
@@ -60,7 +62,7 @@ pub struct ServerConfig {
         default_value = "",
         hide_env_values = true
     )]
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
 
     /// JWKS endpoint of an external identity provider (e.g. `https://idp.example/.well-known/jwks.json`):
     /// tokens signed with its RS256/ES256/EdDSA keys are accepted. Off when empty.
@@ -114,9 +116,23 @@ pub struct ServerConfig {
     )]
     pub allowance_interval_secs: u64,
 
-    /// Seconds to wait for in-flight requests on shutdown (SIGTERM / Ctrl-C).
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
+}
+
+/// How a process stops on SIGTERM / Ctrl-C (declared once for `serve`, `worker` and `demo`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ShutdownConfig {
+    /// Seconds in-flight requests and running jobs get to finish on shutdown (SIGTERM / Ctrl-C);
+    /// jobs still running then are put back in the queue.
     #[arg(long, env = "DESKGRAPH_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+}
+
+impl ShutdownConfig {
+    pub fn grace(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_secs)
+    }
 }
 
 /// Logging settings.

@@ -154,6 +154,30 @@ pub fn on_constraint(
     }
 }
 
+/// Names the step that failed in the logged cause of an internal error (`failed to load …: database
+/// error: …`), for repository functions whose statements return [`AppResult`].
+///
+/// Unlike `anyhow::Context` on an `AppResult` (which would turn *every* error into an internal one and
+/// hide the database error behind `AppError::Internal`'s "internal error" text), this touches only
+/// [`AppError::Internal`]: user errors mapped from constraint violations pass through unchanged, and the
+/// cause stays downcastable to `tokio_postgres::Error`. A cause shared with a clone (never the case for
+/// a fresh statement error) is left as it is.
+pub trait DbContext<T> {
+    fn db_context(self, what: &'static str) -> AppResult<T>;
+}
+
+impl<T> DbContext<T> for AppResult<T> {
+    fn db_context(self, what: &'static str) -> AppResult<T> {
+        self.map_err(|err| match err {
+            AppError::Internal(cause) => match std::sync::Arc::try_unwrap(cause) {
+                Ok(cause) => cause.context(what).into(),
+                Err(shared) => AppError::Internal(shared),
+            },
+            other => other,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +246,48 @@ mod tests {
         let server = AppError::invalid_field("title", "title is too long").to_server_error();
         let ext = server.extensions.expect("extensions are set");
         assert_eq!(ext.get("field"), Some(&async_graphql::Value::from("title")));
+    }
+
+    fn internal(cause: std::io::Error) -> AppError {
+        anyhow::Error::new(cause).context("database error").into()
+    }
+
+    #[test]
+    fn db_context_names_the_step_of_internal_errors_only() {
+        let failed: AppResult<()> = Err(internal(std::io::Error::other("connection reset")));
+        let Err(AppError::Internal(cause)) = failed.db_context("failed to load ticket") else {
+            panic!("still internal");
+        };
+        assert_eq!(
+            format!("{cause:#}"),
+            "failed to load ticket: database error: connection reset"
+        );
+        // Tests and callers downcast the cause to the driver's error; the context keeps that working.
+        assert!(cause.downcast_ref::<std::io::Error>().is_some());
+
+        // Errors mapped for users (constraint violations, credits) pass through untouched.
+        for user_error in [
+            AppError::forbidden("no free seat"),
+            AppError::NotFound("ticket"),
+            AppError::InsufficientCredits {
+                needed: 5,
+                available: 0,
+            },
+        ] {
+            let code = user_error.code();
+            let text = user_error.to_string();
+            let Err(err) = Err::<(), _>(user_error).db_context("failed to insert member") else {
+                unreachable!()
+            };
+            assert_eq!((err.code(), err.to_string()), (code, text));
+        }
+
+        // A cause shared with a clone is left as it is.
+        let shared = internal(std::io::Error::other("gone"));
+        let _clone = shared.clone();
+        let Err(AppError::Internal(cause)) = Err::<(), _>(shared).db_context("failed to x") else {
+            panic!("still internal");
+        };
+        assert_eq!(format!("{cause:#}"), "database error: gone");
     }
 }

@@ -1,5 +1,7 @@
 //! Settings of the AI pipeline: the provider, its models and limits, prices, and Qdrant.
 
+use crate::secret::Secret;
+
 /// Settings of the AI pipeline (read by `serve`, `worker` and `demo`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct AiConfig {
@@ -10,7 +12,7 @@ pub struct AiConfig {
         default_value = "",
         hide_env_values = true
     )]
-    pub openai_api_key: String,
+    pub openai_api_key: Secret,
 
     /// Base URL of the OpenAI-compatible API (OpenAI, Azure-style gateways, LiteLLM, vLLM, Ollama's
     /// `http://localhost:11434/v1`, …).
@@ -68,7 +70,7 @@ pub struct AiConfig {
         default_value = "",
         hide_env_values = true
     )]
-    pub qdrant_api_key: String,
+    pub qdrant_api_key: Secret,
 
     /// Qdrant collection holding ticket vectors (created at start-up when missing).
     #[arg(
@@ -82,7 +84,7 @@ pub struct AiConfig {
 impl Default for AiConfig {
     fn default() -> Self {
         Self {
-            openai_api_key: String::new(),
+            openai_api_key: Secret::default(),
             openai_base_url: "https://api.openai.com/v1".to_owned(),
             llm_model: "gpt-4o-mini".to_owned(),
             embedding_model: "text-embedding-3-small".to_owned(),
@@ -91,7 +93,7 @@ impl Default for AiConfig {
             llm_max_retry_after_secs: 30,
             prices: "builtin=1,*=5:1000".to_owned(),
             qdrant_url: String::new(),
-            qdrant_api_key: String::new(),
+            qdrant_api_key: Secret::default(),
             qdrant_collection: "deskgraph_tickets".to_owned(),
         }
     }

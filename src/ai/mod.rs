@@ -33,8 +33,8 @@ pub use provider::{Ai, Analyzer, Embeddings, ProviderError};
 use async_graphql::Enum;
 use serde::{Deserialize, Serialize};
 
-use crate::db::text_enum::text_enum;
 use crate::support::TicketPriority;
+use crate::text_enum::text_enum;
 
 /// Bumped whenever the prompt or the built-in rules change; stored with every analysis.
 pub const PROMPT_VERSION: &str = "triage-v1";

@@ -132,7 +132,7 @@ impl OpenAi {
         });
         let config = OpenAIConfig::new()
             .with_api_base(cfg.openai_base_url.trim_end_matches('/'))
-            .with_api_key(&cfg.openai_api_key);
+            .with_api_key(cfg.openai_api_key.expose());
         Ok(Self {
             client: Client::with_config(config).with_http_service(service),
             model: cfg.llm_model.clone(),

@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::Analysis;
 use crate::db::TenantTx;
-use crate::db::text_enum::text_enum;
 use crate::error::AppResult;
+use crate::error::DbContext as _;
+use crate::text_enum::text_enum;
 
 /// Where an analysis run is.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +125,8 @@ fn rows(rows: &[Row]) -> AppResult<Vec<AnalysisRow>> {
 pub async fn analysis(tx: &TenantTx, id: Uuid) -> AppResult<Option<AnalysisRow>> {
     let sql = format!("select {COLUMNS} from ticket_analyses a where a.id = $1");
     tx.query_opt(&sql, &[&id])
-        .await?
+        .await
+        .db_context("failed to load analysis")?
         .as_ref()
         .map(AnalysisRow::from_row)
         .transpose()
@@ -137,7 +139,11 @@ pub async fn latest_for_tickets(tx: &TenantTx, ticket_ids: &[Uuid]) -> AppResult
           where a.ticket_id = any($1)
           order by a.ticket_id, a.created_at desc, a.id desc"
     );
-    rows(&tx.query(&sql, &[&ticket_ids]).await?)
+    rows(
+        &tx.query(&sql, &[&ticket_ids])
+            .await
+            .db_context("failed to load the latest analyses of tickets")?,
+    )
 }
 
 /// A ticket's analyses, newest first.
@@ -146,7 +152,11 @@ pub async fn history(tx: &TenantTx, ticket_id: Uuid, limit: i64) -> AppResult<Ve
         "select {COLUMNS} from ticket_analyses a where a.ticket_id = $1
           order by a.created_at desc, a.id desc limit $2"
     );
-    rows(&tx.query(&sql, &[&ticket_id, &limit]).await?)
+    rows(
+        &tx.query(&sql, &[&ticket_id, &limit])
+            .await
+            .db_context("failed to load analysis history")?,
+    )
 }
 
 /// An analysis of this ticket version that is still queued, running or waiting for credits (asking
@@ -163,7 +173,8 @@ pub async fn open_for_version(
           order by a.created_at desc limit 1"
     );
     tx.query_opt(&sql, &[&ticket_id, &content_hash])
-        .await?
+        .await
+        .db_context("failed to load the open analysis of a ticket version")?
         .as_ref()
         .map(AnalysisRow::from_row)
         .transpose()
@@ -208,7 +219,8 @@ pub async fn insert(tx: &TenantTx, a: &NewAnalysis<'_>) -> AppResult<AnalysisRow
                 &a.job_id,
             ],
         )
-        .await?;
+        .await
+        .db_context("failed to insert analysis")?;
     AnalysisRow::from_row(&row)
 }
 
@@ -221,7 +233,8 @@ pub async fn mark_running(tx: &TenantTx, id: Uuid, attempt: i32) -> AppResult<bo
               where id = $1 and status in ('pending', 'running')",
             &[&id, &attempt],
         )
-        .await?;
+        .await
+        .db_context("failed to mark analysis running")?;
     Ok(n == 1)
 }
 
@@ -273,7 +286,8 @@ pub async fn record_done(tx: &TenantTx, id: Uuid, d: &Done<'_>) -> AppResult<()>
             &d.duration_ms,
         ],
     )
-    .await?;
+    .await
+    .db_context("failed to record analysis result")?;
     Ok(())
 }
 
@@ -288,7 +302,8 @@ pub async fn record_failure(tx: &TenantTx, id: Uuid, error: &str, for_good: bool
           where id = $1 and status in ('pending', 'running', 'insufficient_credits')",
         &[&id, &error, &for_good],
     )
-    .await?;
+    .await
+    .db_context("failed to record analysis failure")?;
     Ok(())
 }
 
@@ -298,7 +313,11 @@ pub async fn waiting_for_credits(tx: &TenantTx, limit: i64) -> AppResult<Vec<Ana
         "select {COLUMNS} from ticket_analyses a where a.status = 'insufficient_credits'
           order by a.created_at, a.id limit $1 for update"
     );
-    rows(&tx.query(&sql, &[&limit]).await?)
+    rows(
+        &tx.query(&sql, &[&limit])
+            .await
+            .db_context("failed to load analyses waiting for credits")?,
+    )
 }
 
 pub async fn any_waiting_for_credits(tx: &TenantTx) -> AppResult<bool> {
@@ -307,7 +326,8 @@ pub async fn any_waiting_for_credits(tx: &TenantTx) -> AppResult<bool> {
             "select 1 from ticket_analyses where status = 'insufficient_credits' limit 1",
             &[],
         )
-        .await?
+        .await
+        .db_context("failed to check for analyses waiting for credits")?
         .is_some())
 }
 
@@ -338,6 +358,7 @@ pub async fn mark_queued(tx: &TenantTx, id: Uuid, q: &Queued<'_>) -> AppResult<(
             &q.job_id,
         ],
     )
-    .await?;
+    .await
+    .db_context("failed to mark analysis queued")?;
     Ok(())
 }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::AiConfig;
 use crate::db::TenantTx;
 use crate::error::AppResult;
+use crate::error::DbContext as _;
 use crate::support::TicketStatus;
 use crate::support::repo::{TicketRow, tickets_by_ids};
 
@@ -83,7 +84,8 @@ fn org_filter(org_id: Uuid, statuses: &[TicketStatus], exclude: Option<Uuid>) ->
 
 impl QdrantIndex {
     pub async fn connect(cfg: &AiConfig) -> anyhow::Result<Self> {
-        let api_key = (!cfg.qdrant_api_key.is_empty()).then(|| cfg.qdrant_api_key.clone());
+        let api_key =
+            (!cfg.qdrant_api_key.is_empty()).then(|| cfg.qdrant_api_key.expose().to_owned());
         let client = Qdrant::from_url(&cfg.qdrant_url)
             .api_key(api_key)
             .timeout(Duration::from_secs(10))
@@ -314,7 +316,8 @@ pub async fn fulltext_hits(
               limit $3",
             &[&ticket_id, &statuses, &limit],
         )
-        .await?;
+        .await
+        .db_context("failed to find similar tickets by full-text search")?;
     rows.iter()
         .map(|r| {
             let rank: f32 = r.try_get("rank")?;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::audit::chain::{ChainEntry, Verdict, Verifier};
 use crate::db::TenantTx;
 use crate::error::AppResult;
+use crate::error::DbContext as _;
 
 /// The columns of an entry, as [`entry_from_row`] reads them (`before`/`after` as jsonb text: what the
 /// chain's hash covers, and what the listing parses into JSON).
@@ -77,7 +78,8 @@ pub async fn page(
             &limit,
         ],
     )
-    .await?
+    .await
+    .db_context("failed to load a page of the audit log")?
     .iter()
     .map(entry_from_row)
     .collect()
@@ -96,7 +98,8 @@ pub async fn count(tx: &TenantTx, filter: &AuditFilter) -> AppResult<i64> {
                 &filter.until,
             ],
         )
-        .await?;
+        .await
+        .db_context("failed to count audit log entries")?;
     Ok(row.try_get(0)?)
 }
 
@@ -117,7 +120,8 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
                left join audit_heads h on h.org_id = (select app.current_org_id())",
             &[],
         )
-        .await?;
+        .await
+        .db_context("failed to load the audit chain head")?;
     let head = match (
         row.try_get::<_, Option<i64>>(0)?,
         row.try_get::<_, Option<Vec<u8>>>(1)?,
@@ -141,7 +145,11 @@ pub async fn verify_chain(tx: &TenantTx) -> AppResult<(Verdict, Option<(i64, Vec
               where org_id = (select app.current_org_id()) and seq between $1 and $2
               order by seq"
         );
-        for row in tx.query(&sql, &[&from, &to]).await? {
+        let chunk = tx
+            .query(&sql, &[&from, &to])
+            .await
+            .db_context("failed to load audit log entries to verify")?;
+        for row in chunk {
             verifier.push(&entry_from_row(&row)?);
         }
         from = to + 1;

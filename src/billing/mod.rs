@@ -20,10 +20,10 @@ pub mod repo;
 use futures_util::future::BoxFuture;
 
 use crate::db::TenantTx;
-use crate::db::text_enum::text_enum;
 use crate::error::AppResult;
 use crate::identity::service::OrganizationFollowUp;
 use crate::jobs::{self, kinds};
+use crate::text_enum::text_enum;
 
 /// Kinds of ledger entry. `amount` is the change to the available balance, `heldChange` the change to
 /// held credits.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::billing::LedgerKind;
 use crate::db::TenantTx;
+use crate::error::DbContext as _;
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::identity::repo::{SEAT_LIMIT, no_free_seat};
 
@@ -41,7 +42,8 @@ impl PlanRow {
 pub async fn plans(tx: &TenantTx) -> AppResult<Vec<PlanRow>> {
     let sql = format!("select {PLAN_COLUMNS} from plans p order by p.position, p.id");
     tx.query(&sql, &[])
-        .await?
+        .await
+        .db_context("failed to list plans")?
         .iter()
         .map(PlanRow::from_row)
         .collect()
@@ -54,7 +56,8 @@ pub async fn current_plan(tx: &TenantTx) -> AppResult<Option<PlanRow>> {
           where o.id = (select app.current_org_id())"
     );
     tx.query_opt(&sql, &[])
-        .await?
+        .await
+        .db_context("failed to load the current plan")?
         .as_ref()
         .map(PlanRow::from_row)
         .transpose()
@@ -73,7 +76,8 @@ pub async fn balance(tx: &TenantTx) -> AppResult<Balance> {
             "select balance, held from credit_balances where org_id = (select app.current_org_id())",
             &[],
         )
-        .await?;
+        .await
+        .db_context("failed to load the credit balance")?;
     Ok(match row {
         Some(row) => Balance {
             balance: row.try_get(0)?,
@@ -143,7 +147,8 @@ pub async fn ledger_page(
           limit $3"
     );
     tx.query(&sql, &[&at, &id, &limit])
-        .await?
+        .await
+        .db_context("failed to load a page of the credit ledger")?
         .iter()
         .map(EntryRow::from_row)
         .collect()
@@ -155,7 +160,8 @@ pub async fn ledger_count(tx: &TenantTx) -> AppResult<i64> {
             "select count(*) from credit_ledger where org_id = (select app.current_org_id())",
             &[],
         )
-        .await?;
+        .await
+        .db_context("failed to count ledger entries")?;
     Ok(row.try_get(0)?)
 }
 
@@ -165,7 +171,8 @@ pub async fn entry_by_key(tx: &TenantTx, key: &str) -> AppResult<Option<EntryRow
           where org_id = (select app.current_org_id()) and idempotency_key = $1"
     );
     tx.query_opt(&sql, &[&key])
-        .await?
+        .await
+        .db_context("failed to load ledger entry by idempotency key")?
         .as_ref()
         .map(EntryRow::from_row)
         .transpose()
@@ -225,15 +232,18 @@ async fn insert_entry(tx: &TenantTx, e: &NewEntry<'_>) -> AppResult<Option<Entry
                 &e.key,
             ],
         )
-        .await?
-        .map_err(|err| {
-            on_constraint(err, |c| {
-                (c == INSUFFICIENT).then_some(AppError::InsufficientCredits {
-                    needed: -e.amount,
-                    available: 0,
+        .await
+        .and_then(|rows| {
+            rows.map_err(|err| {
+                on_constraint(err, |c| {
+                    (c == INSUFFICIENT).then_some(AppError::InsufficientCredits {
+                        needed: -e.amount,
+                        available: 0,
+                    })
                 })
             })
-        })?;
+        })
+        .db_context("failed to insert ledger entry")?;
     rows.first().map(EntryRow::from_row).transpose()
 }
 
@@ -353,7 +363,8 @@ pub async fn load_hold(tx: &TenantTx, hold_id: Uuid) -> AppResult<Option<Hold>> 
               group by h.id, h.held_change, h.reference",
             &[&hold_id],
         )
-        .await?;
+        .await
+        .db_context("failed to load credit hold")?;
     let Some(row) = row else { return Ok(None) };
     let settlements: i64 = row.try_get("settlements")?;
     let captures: i64 = row.try_get("captures")?;
@@ -501,16 +512,19 @@ pub async fn change_plan(tx: &TenantTx, plan: &str) -> AppResult<PlanRow> {
             "update organizations set plan = $1 where id = (select app.current_org_id()) returning id",
             &[&plan],
         )
-        .await?
-        .map_err(|e| {
-            on_constraint(e, |c| match c {
-                "organizations_plan_fkey" => {
-                    Some(AppError::invalid_field("plan", format!("unknown plan {plan:?}")))
-                }
-                SEAT_LIMIT => Some(no_free_seat()),
-                _ => None,
+        .await
+        .and_then(|rows| {
+            rows.map_err(|e| {
+                on_constraint(e, |c| match c {
+                    "organizations_plan_fkey" => {
+                        Some(AppError::invalid_field("plan", format!("unknown plan {plan:?}")))
+                    }
+                    SEAT_LIMIT => Some(no_free_seat()),
+                    _ => None,
+                })
             })
-        })?;
+        })
+        .db_context("failed to change plan")?;
     if updated.is_empty() {
         return Err(AppError::forbidden("only owners change the plan"));
     }
@@ -531,7 +545,8 @@ pub async fn organizations_due_allowance(
         "select org_id from auth_private.organizations_due_allowance($1, $2)",
         &[&after, &limit],
     )
-    .await?
+    .await
+    .db_context("failed to list organizations due an allowance")?
     .iter()
     .map(|r| Ok(r.try_get(0)?))
     .collect()

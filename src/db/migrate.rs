@@ -90,9 +90,9 @@ fn quote_literal(value: &str) -> String {
 
 /// Runs the whole `migrate` command.
 pub async fn run(cfg: &DbConfig) -> anyhow::Result<MigrationReport> {
-    let created_database = ensure_database(&cfg.database_admin_url).await?;
-    let mut client = connect(&cfg.database_admin_url).await?;
-    let mut report = migrate_client(&mut client, &cfg.app_role, &cfg.app_password).await?;
+    let created_database = ensure_database(cfg.database_admin_url.expose()).await?;
+    let mut client = connect(cfg.database_admin_url.expose()).await?;
+    let mut report = migrate_client(&mut client, &cfg.app_role, cfg.app_password.expose()).await?;
     report.created_database = created_database;
     Ok(report)
 }

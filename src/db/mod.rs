@@ -3,7 +3,6 @@
 
 pub mod migrate;
 pub mod safety;
-pub mod text_enum;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,7 +19,7 @@ use crate::error::AppResult;
 
 /// Builds the runtime connection pool. Connections are created lazily; call [`ping`] to fail fast.
 pub fn runtime_pool(cfg: &DbConfig) -> anyhow::Result<Pool> {
-    pool_for(&cfg.database_url, cfg.pool_size)
+    pool_for(cfg.database_url.expose(), cfg.pool_size)
 }
 
 pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {

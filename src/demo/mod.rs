@@ -269,14 +269,14 @@ pub async fn run(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
-    let private = cluster::ensure_postgres(&db.database_admin_url, &data_dir).await?;
+    let private = cluster::ensure_postgres(db.database_admin_url.expose(), &data_dir).await?;
     if let Some(private) = &private {
         println!(
             "No PostgreSQL answered at DATABASE_ADMIN_URL; started a private cluster in {}",
             private.data_dir.display()
         );
-        db.database_admin_url = private.admin_url.clone();
-        db.database_url = private.runtime_url.clone();
+        db.database_admin_url = private.admin_url.clone().into();
+        db.database_url = private.runtime_url.clone().into();
     }
     let result = migrate_seed_and_serve(db, server, worker, ai, &data_dir).await;
     // A cluster this demo started stops with it; its data stays for the next run.
@@ -304,7 +304,7 @@ async fn migrate_seed_and_serve(
     );
 
     if server.jwt_secret.is_empty() {
-        server.jwt_secret = demo_secret(data_dir)?;
+        server.jwt_secret = demo_secret(data_dir)?.into();
     }
     let ai = Ai::from_config(&ai, worker.max_attempts).await?;
     let state = build_state(&db, &server, ai).await?;
@@ -329,7 +329,12 @@ async fn migrate_seed_and_serve(
         write_private(&keys_file, &text, true)?;
     }
     let running = Server::start(state, &server).await?.with_workers(workers);
-    print_welcome(&seeded, &server.jwt_secret, running.addr, &keys_file)?;
+    print_welcome(
+        &seeded,
+        server.jwt_secret.expose(),
+        running.addr,
+        &keys_file,
+    )?;
     running.wait().await
 }
 

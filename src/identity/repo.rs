@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::authz::Role;
 use crate::db::TenantTx;
-use crate::error::{AppError, AppResult, on_constraint};
+use crate::error::{AppError, AppResult, DbContext as _, on_constraint};
 use crate::identity::auth::{API_KEY_PREFIX, hash_secret, new_secret};
 
 #[derive(Debug, Clone)]
@@ -38,7 +38,8 @@ pub async fn current_organization(tx: &TenantTx) -> AppResult<Option<Organizatio
         "select {ORG_COLUMNS} from organizations o where o.id = (select app.current_org_id())"
     );
     tx.query_opt(&sql, &[])
-        .await?
+        .await
+        .db_context("failed to load the current organization")?
         .as_ref()
         .map(OrganizationRow::from_row)
         .transpose()
@@ -53,7 +54,8 @@ pub async fn my_organizations(tx: &TenantTx) -> AppResult<Vec<OrganizationRow>> 
           order by o.name, o.id"
     );
     tx.query(&sql, &[])
-        .await?
+        .await
+        .db_context("failed to list the caller's organizations")?
         .iter()
         .map(OrganizationRow::from_row)
         .collect()
@@ -73,13 +75,16 @@ pub async fn insert_organization(
     );
     let rows = tx
         .query_raw(&sql, &[&id, &slug, &name])
-        .await?
-        .map_err(|e| {
-            on_constraint(e, |c| {
-                (c == "organizations_slug_key")
-                    .then(|| AppError::invalid_field("slug", "this slug is already taken"))
+        .await
+        .and_then(|rows| {
+            rows.map_err(|e| {
+                on_constraint(e, |c| {
+                    (c == "organizations_slug_key")
+                        .then(|| AppError::invalid_field("slug", "this slug is already taken"))
+                })
             })
-        })?;
+        })
+        .db_context("failed to insert organization")?;
     let org = rows
         .first()
         .map(OrganizationRow::from_row)
@@ -89,7 +94,8 @@ pub async fn insert_organization(
         "insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')",
         &[&id, &owner],
     )
-    .await?;
+    .await
+    .db_context("failed to insert the owner membership")?;
     Ok(org)
 }
 
@@ -107,7 +113,8 @@ pub async fn users_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<UserRow>
             "select id, subject, email, name from users where id = any($1)",
             &[&ids],
         )
-        .await?;
+        .await
+        .db_context("failed to load users by id")?;
     rows.iter()
         .map(|r| {
             Ok(UserRow {
@@ -159,7 +166,8 @@ pub async fn members_page(
          order by m.created_at, m.user_id limit $3"
     );
     tx.query(&sql, &[&time, &id, &limit])
-        .await?
+        .await
+        .db_context("failed to load a page of members")?
         .iter()
         .map(MemberRow::from_row)
         .collect()
@@ -171,14 +179,16 @@ pub async fn member_count(tx: &TenantTx) -> AppResult<i64> {
             "select count(*) from memberships m where m.org_id = (select app.current_org_id())",
             &[],
         )
-        .await?;
+        .await
+        .db_context("failed to count members")?;
     Ok(row.try_get(0)?)
 }
 
 pub async fn member(tx: &TenantTx, user_id: Uuid) -> AppResult<Option<MemberRow>> {
     let sql = format!("{MEMBER_SELECT} and m.user_id = $1");
     tx.query_opt(&sql, &[&user_id])
-        .await?
+        .await
+        .db_context("failed to load member")?
         .as_ref()
         .map(MemberRow::from_row)
         .transpose()
@@ -192,14 +202,16 @@ pub async fn lock_owners(tx: &TenantTx) -> AppResult<usize> {
         "select app.lock_org_for_writes((select app.current_org_id()))",
         &[],
     )
-    .await?;
+    .await
+    .db_context("failed to lock the organization for writes")?;
     let rows = tx
         .query(
             "select m.user_id from memberships m
               where m.org_id = (select app.current_org_id()) and m.role = 'owner' for update",
             &[],
         )
-        .await?;
+        .await
+        .db_context("failed to lock owner memberships")?;
     Ok(rows.len())
 }
 
@@ -219,15 +231,18 @@ pub async fn insert_member(tx: &TenantTx, user_id: Uuid, role: Role) -> AppResul
         "insert into memberships (org_id, user_id, role) values ((select app.current_org_id()), $1, $2)",
         &[&user_id, &role.as_str()],
     )
-    .await?
-    .map_err(|e| {
-        on_constraint(e, |c| match c {
-            "memberships_pkey" => Some(AppError::invalid_field("userId", "this user is already a member")),
-            "memberships_user_id_fkey" => Some(AppError::NotFound("user")),
-            SEAT_LIMIT => Some(no_free_seat()),
-            _ => None,
+    .await
+    .and_then(|rows| {
+        rows.map_err(|e| {
+            on_constraint(e, |c| match c {
+                "memberships_pkey" => Some(AppError::invalid_field("userId", "this user is already a member")),
+                "memberships_user_id_fkey" => Some(AppError::NotFound("user")),
+                SEAT_LIMIT => Some(no_free_seat()),
+                _ => None,
+            })
         })
-    })?;
+    })
+    .db_context("failed to insert member")?;
     Ok(())
 }
 
@@ -237,7 +252,8 @@ pub async fn update_member_role(tx: &TenantTx, user_id: Uuid, role: Role) -> App
             "update memberships set role = $2 where org_id = (select app.current_org_id()) and user_id = $1",
             &[&user_id, &role.as_str()],
         )
-        .await?;
+        .await
+        .db_context("failed to update member role")?;
     Ok(n == 1)
 }
 
@@ -247,7 +263,8 @@ pub async fn delete_member(tx: &TenantTx, user_id: Uuid) -> AppResult<bool> {
             "delete from memberships where org_id = (select app.current_org_id()) and user_id = $1",
             &[&user_id],
         )
-        .await?;
+        .await
+        .db_context("failed to delete member")?;
     Ok(n == 1)
 }
 
@@ -296,8 +313,11 @@ pub async fn insert_invitation(
             &sql,
             &[&email, &role.as_str(), &token_hash, &invited_by, &ttl_days],
         )
-        .await?
-        .map_err(|e| on_constraint(e, |c| (c == SEAT_LIMIT).then(no_free_seat)))?;
+        .await
+        .and_then(|rows| {
+            rows.map_err(|e| on_constraint(e, |c| (c == SEAT_LIMIT).then(no_free_seat)))
+        })
+        .db_context("failed to insert invitation")?;
     rows.first()
         .map(InvitationRow::from_row)
         .transpose()?
@@ -311,7 +331,8 @@ pub async fn pending_invitation_role(tx: &TenantTx, id: Uuid) -> AppResult<Optio
             and accepted_at is null",
         &[&id],
     )
-    .await?
+    .await
+    .db_context("failed to load invitation role")?
     .map(|r| -> AppResult<Role> { Ok(r.try_get::<_, String>(0)?.parse()?) })
     .transpose()
 }
@@ -326,7 +347,8 @@ pub async fn delete_invitation(tx: &TenantTx, id: Uuid) -> AppResult<Option<Invi
          returning {INVITATION_COLUMNS}"
     );
     tx.query_opt(&sql, &[&id])
-        .await?
+        .await
+        .db_context("failed to delete invitation")?
         .as_ref()
         .map(InvitationRow::from_row)
         .transpose()
@@ -338,7 +360,8 @@ pub async fn pending_invitations(tx: &TenantTx) -> AppResult<Vec<InvitationRow>>
           order by created_at desc, id limit 500"
     );
     tx.query(&sql, &[])
-        .await?
+        .await
+        .db_context("failed to list pending invitations")?
         .iter()
         .map(InvitationRow::from_row)
         .collect()
@@ -359,8 +382,11 @@ pub async fn accept_invitation(tx: &TenantTx, token_hash: &[u8]) -> AppResult<Ac
             "select org_id, role, outcome from auth_private.accept_invitation($1)",
             &[&token_hash],
         )
-        .await?
-        .map_err(|e| on_constraint(e, |c| (c == SEAT_LIMIT).then(no_free_seat)))?;
+        .await
+        .and_then(|rows| {
+            rows.map_err(|e| on_constraint(e, |c| (c == SEAT_LIMIT).then(no_free_seat)))
+        })
+        .db_context("failed to accept invitation")?;
     let row = rows
         .first()
         .ok_or_else(|| anyhow::anyhow!("accept_invitation returned no row"))?;
@@ -448,7 +474,8 @@ async fn insert_api_key(
             &sql,
             &[&name, &role.as_str(), &prefix, &secret_hash, &created_by],
         )
-        .await?;
+        .await
+        .db_context("failed to insert api key")?;
     ApiKeyRow::from_row(&row)
 }
 
@@ -456,7 +483,8 @@ pub async fn api_keys(tx: &TenantTx) -> AppResult<Vec<ApiKeyRow>> {
     let sql =
         format!("select {API_KEY_COLUMNS} from api_keys order by created_at desc, id limit 500");
     tx.query(&sql, &[])
-        .await?
+        .await
+        .db_context("failed to list api keys")?
         .iter()
         .map(ApiKeyRow::from_row)
         .collect()
@@ -468,7 +496,8 @@ pub async fn revoke_api_key(tx: &TenantTx, id: Uuid) -> AppResult<Option<ApiKeyR
         "update api_keys set revoked_at = coalesce(revoked_at, now()) where id = $1 returning {API_KEY_COLUMNS}"
     );
     tx.query_opt(&sql, &[&id])
-        .await?
+        .await
+        .db_context("failed to revoke api key")?
         .as_ref()
         .map(ApiKeyRow::from_row)
         .transpose()
@@ -479,6 +508,7 @@ pub async fn revoke_api_key(tx: &TenantTx, id: Uuid) -> AppResult<Option<ApiKeyR
 pub async fn can_add_member(tx: &TenantTx, user_id: Uuid) -> AppResult<bool> {
     let row = tx
         .query_one("select auth_private.can_add_member($1)", &[&user_id])
-        .await?;
+        .await
+        .db_context("failed to check whether the user can be added")?;
     Ok(row.try_get(0)?)
 }

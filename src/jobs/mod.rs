@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::db::TenantTx;
 use crate::error::AppResult;
+use crate::error::DbContext as _;
 
 /// A claimed job, as its worker sees it.
 #[derive(Debug, Clone)]
@@ -126,7 +127,8 @@ pub async fn enqueue(tx: &TenantTx, job: &NewJob<'_>) -> AppResult<Enqueued> {
                 &job.unique_key,
             ],
         )
-        .await?;
+        .await
+        .db_context("failed to enqueue job")?;
     if let Some(row) = row {
         return Ok(Enqueued::New(row.try_get(0)?));
     }
@@ -150,7 +152,8 @@ pub async fn active(
             and state in ('available', 'running')",
         &[&kind, &unique_key],
     )
-    .await?
+    .await
+    .db_context("failed to load the active job")?
     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
     .transpose()
 }
@@ -160,13 +163,15 @@ pub async fn active(
 /// every writer of the organization follows.
 pub async fn lock_run(tx: &TenantTx, job: &Job) -> AppResult<bool> {
     tx.query_one("select app.lock_org_for_writes($1)", &[&job.org_id])
-        .await?;
+        .await
+        .db_context("failed to lock the organization for writes")?;
     Ok(tx
         .query_opt(
             "select 1 from jobs where id = $1 and attempt = $2 and state = 'running' for update",
             &[&job.id, &job.attempt],
         )
-        .await?
+        .await
+        .db_context("failed to lock the job run")?
         .is_some())
 }
 
@@ -181,7 +186,8 @@ pub async fn complete(tx: &TenantTx, job: &Job) -> AppResult<bool> {
               where id = $1 and attempt = $2 and state = 'running'",
             &[&job.id, &job.attempt],
         )
-        .await?;
+        .await
+        .db_context("failed to complete job")?;
     Ok(n == 1)
 }
 
@@ -223,7 +229,8 @@ pub async fn fail(
               returning run_at",
             &[&job.id, &job.attempt, &discard, &delay_ms, &error],
         )
-        .await?;
+        .await
+        .db_context("failed to record job failure")?;
     Ok(match row {
         None => Failed::Fenced,
         Some(_) if discard => Failed::Discarded,

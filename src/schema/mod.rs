@@ -14,11 +14,12 @@ use crate::config::ServerConfig;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery};
 use crate::support::graphql::{SupportMutation, SupportQuery};
 
-/// The fields of `Query`, module by module (their order is the order of the SDL).
+// The fields of `Query`, module by module (their order is the order of the SDL). Plain comments:
+// a doc comment here would become the type's description in the SDL.
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(IdentityQuery, SupportQuery, BillingQuery, AuditQuery);
 
-/// The fields of `Mutation`, module by module (their order is the order of the SDL).
+// The fields of `Mutation`, module by module (their order is the order of the SDL).
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     IdentityMutation,

@@ -5,7 +5,7 @@ pub mod loaders;
 pub mod repo;
 pub mod service;
 
-use crate::db::text_enum::text_enum;
+use crate::text_enum::text_enum;
 
 /// Where a ticket is in its life.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]

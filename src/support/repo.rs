@@ -7,6 +7,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::TenantTx;
+use crate::error::DbContext as _;
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::graphql::pagination::Cursor;
 use crate::support::{PrioritySource, TicketPriority, TicketStatus};
@@ -34,7 +35,8 @@ pub async fn workspaces(tx: &TenantTx) -> AppResult<Vec<WorkspaceRow>> {
             "select id, name, created_at from workspaces order by name, id limit 1000",
             &[],
         )
-        .await?;
+        .await
+        .db_context("failed to list workspaces")?;
     rows.iter().map(WorkspaceRow::from_row).collect()
 }
 
@@ -44,7 +46,8 @@ pub async fn workspaces_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<Wor
             "select id, name, created_at from workspaces where id = any($1)",
             &[&ids],
         )
-        .await?;
+        .await
+        .db_context("failed to load workspaces by id")?;
     rows.iter().map(WorkspaceRow::from_row).collect()
 }
 
@@ -55,14 +58,17 @@ pub async fn insert_workspace(tx: &TenantTx, name: &str) -> AppResult<WorkspaceR
              returning id, name, created_at",
             &[&name],
         )
-        .await?
-        .map_err(|e| {
-            on_constraint(e, |c| {
-                (c == "workspaces_org_name_key").then(|| {
-                    AppError::invalid_field("name", "a workspace with this name already exists")
+        .await
+        .and_then(|rows| {
+            rows.map_err(|e| {
+                on_constraint(e, |c| {
+                    (c == "workspaces_org_name_key").then(|| {
+                        AppError::invalid_field("name", "a workspace with this name already exists")
+                    })
                 })
             })
-        })?;
+        })
+        .db_context("failed to insert workspace")?;
     rows.first()
         .map(WorkspaceRow::from_row)
         .transpose()?
@@ -118,7 +124,8 @@ pub async fn tickets_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<Ticket
     }
     let sql = format!("select {TICKET_COLUMNS} from tickets t where t.id = any($1)");
     tx.query(&sql, &[&ids])
-        .await?
+        .await
+        .db_context("failed to load tickets by id")?
         .iter()
         .map(TicketRow::from_row)
         .collect()
@@ -127,7 +134,8 @@ pub async fn tickets_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<Ticket
 pub async fn ticket(tx: &TenantTx, id: Uuid) -> AppResult<Option<TicketRow>> {
     let sql = format!("select {TICKET_COLUMNS} from tickets t where t.id = $1");
     tx.query_opt(&sql, &[&id])
-        .await?
+        .await
+        .db_context("failed to load ticket")?
         .as_ref()
         .map(TicketRow::from_row)
         .transpose()
@@ -285,7 +293,8 @@ pub async fn tickets_page(
     let limit = push(&mut params, limit);
     sql += &format!(" order by ({expr}) {dir}, t.id {dir} limit {limit}");
     tx.query(&sql, &refs(&params))
-        .await?
+        .await
+        .db_context("failed to load a page of tickets")?
         .iter()
         .map(TicketRow::from_row)
         .collect()
@@ -297,7 +306,11 @@ pub async fn count_tickets(tx: &TenantTx, filter: &TicketQuery) -> AppResult<i64
         "select count(*) from tickets t{}",
         where_clause(filter, &mut params)
     );
-    Ok(tx.query_one(&sql, &refs(&params)).await?.try_get(0)?)
+    Ok(tx
+        .query_one(&sql, &refs(&params))
+        .await
+        .db_context("failed to count tickets")?
+        .try_get(0)?)
 }
 
 pub struct NewTicket<'a> {
@@ -345,8 +358,9 @@ pub async fn insert_ticket(tx: &TenantTx, t: &NewTicket<'_>) -> AppResult<Ticket
                 &t.priority_source.as_str(),
             ],
         )
-        .await?
-        .map_err(|e| on_constraint(e, ticket_constraint))?;
+        .await
+        .and_then(|rows| rows.map_err(|e| on_constraint(e, ticket_constraint)))
+        .db_context("failed to insert ticket")?;
     rows.first()
         .map(TicketRow::from_row)
         .transpose()?
@@ -393,8 +407,9 @@ pub async fn update_ticket(
                 &c.assignee.flatten(),
             ],
         )
-        .await?
-        .map_err(|e| on_constraint(e, ticket_constraint))?;
+        .await
+        .and_then(|rows| rows.map_err(|e| on_constraint(e, ticket_constraint)))
+        .db_context("failed to update ticket")?;
     rows.first().map(TicketRow::from_row).transpose()
 }
 
@@ -411,7 +426,8 @@ pub async fn apply_ai_priority(
                 and (t.priority <> $2 or t.priority_source <> 'ai')",
             &[&id, &priority.as_str()],
         )
-        .await?;
+        .await
+        .db_context("failed to apply the AI priority")?;
     Ok(n == 1)
 }
 
@@ -457,7 +473,8 @@ pub async fn comments_page(
           order by c.created_at, c.id limit $4"
     );
     tx.query(&sql, &[&ticket_id, &time, &id, &limit])
-        .await?
+        .await
+        .db_context("failed to load a page of comments")?
         .iter()
         .map(CommentRow::from_row)
         .collect()
@@ -469,7 +486,8 @@ pub async fn comment_counts(tx: &TenantTx, ticket_ids: &[Uuid]) -> AppResult<Vec
             "select c.ticket_id, count(*) from ticket_comments c where c.ticket_id = any($1) group by c.ticket_id",
             &[&ticket_ids],
         )
-        .await?;
+        .await
+        .db_context("failed to count comments")?;
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect()
@@ -493,12 +511,15 @@ pub async fn insert_comment(
             &sql,
             &[&ticket_id, &author_id, &api_key_id, &body, &internal],
         )
-        .await?
-        .map_err(|e| {
-            on_constraint(e, |c| {
-                (c == "ticket_comments_ticket_fkey").then_some(AppError::NotFound("ticket"))
+        .await
+        .and_then(|rows| {
+            rows.map_err(|e| {
+                on_constraint(e, |c| {
+                    (c == "ticket_comments_ticket_fkey").then_some(AppError::NotFound("ticket"))
+                })
             })
-        })?;
+        })
+        .db_context("failed to insert comment")?;
     rows.first()
         .map(CommentRow::from_row)
         .transpose()?

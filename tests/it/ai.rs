@@ -202,10 +202,12 @@ async fn tickets_are_analysed_in_the_background_with_the_builtin_provider() {
 async fn a_finished_analysis_is_announced_with_ids_only() {
     let app = TestApp::spawn().await;
     let org = org_fixture(&app, "ai-notify").await;
-    let (client, mut connection) =
-        tokio_postgres::connect(&app.db.db_config().database_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
+    let (client, mut connection) = tokio_postgres::connect(
+        app.db.db_config().database_url.expose(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

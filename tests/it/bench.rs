@@ -139,7 +139,7 @@ async fn bench_noop_jobs_per_second_with_two_workers() {
         .map(|_| {
             Workers::start(
                 pool.clone(),
-                &app.db.db_config().database_url,
+                app.db.db_config().database_url.expose(),
                 10_000,
                 fast_workers(4, 3),
                 vec![Arc::new(Noop(done.clone()))],

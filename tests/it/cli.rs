@@ -95,3 +95,61 @@ async fn migrate_is_idempotent_from_the_command_line() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("none (up to date)"));
     }
 }
+
+/// Settings are logged and printed with `{:?}` (start-up, errors): no secret may show.
+mod config_debug {
+    use clap::Parser;
+    use deskgraph::ai::AiConfig;
+    use deskgraph::config::{DbConfig, ServerConfig};
+
+    #[derive(Parser, Debug)]
+    struct Configs {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        server: ServerConfig,
+        #[command(flatten)]
+        ai: AiConfig,
+    }
+
+    #[test]
+    fn debug_of_configs_shows_no_secret_and_clap_reads_them() {
+        let cli = Configs::try_parse_from([
+            "deskgraph",
+            "--database-url",
+            "postgres://deskgraph_app:url-pw-1@db.internal:5432/deskgraph",
+            "--database-admin-url",
+            "postgres://postgres@db.internal/deskgraph?password=url-pw-2&sslmode=disable",
+            "--app-password",
+            "app-pw-3",
+            "--jwt-secret",
+            "jwt-secret-4",
+            "--openai-api-key",
+            "sk-key-5",
+            "--qdrant-api-key",
+            "qdrant-key-6",
+        ])
+        .expect("the arguments parse");
+        let printed = format!("{cli:?} {cli:#?}");
+        for secret in [
+            "url-pw-1",
+            "url-pw-2",
+            "app-pw-3",
+            "jwt-secret-4",
+            "sk-key-5",
+            "qdrant-key-6",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        // Parsed as given, and what is not secret is still shown.
+        assert_eq!(cli.server.jwt_secret.expose(), "jwt-secret-4");
+        assert_eq!(cli.db.app_password.expose(), "app-pw-3");
+        assert_eq!(cli.ai.qdrant_api_key.expose(), "qdrant-key-6");
+        assert_eq!(
+            cli.db.database_url.expose(),
+            "postgres://deskgraph_app:url-pw-1@db.internal:5432/deskgraph"
+        );
+        assert!(printed.contains("postgres://deskgraph_app:***@db.internal:5432/deskgraph"));
+        assert!(printed.contains("password=***&sslmode=disable"));
+    }
+}

@@ -182,8 +182,8 @@ impl TestDb {
 
     pub fn db_config(&self) -> DbConfig {
         DbConfig {
-            database_url: self.runtime_url.clone(),
-            database_admin_url: self.admin_url.clone(),
+            database_url: self.runtime_url.clone().into(),
+            database_admin_url: self.admin_url.clone().into(),
             app_role: APP_ROLE.into(),
             app_password: APP_PASSWORD.into(),
             pool_size: 8,
@@ -241,7 +241,9 @@ pub fn server_config() -> ServerConfig {
         rate_limit_per_minute: 0,
         // Tests grant allowances explicitly (billing::allowance::grant_due), not on a timer.
         allowance_interval_secs: 0,
-        shutdown_grace_secs: 5,
+        shutdown: deskgraph::config::ShutdownConfig {
+            shutdown_grace_secs: 5,
+        },
     }
 }
 

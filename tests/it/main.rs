@@ -22,6 +22,7 @@ mod fake_openai;
 mod http;
 mod isolation;
 mod jwks;
+mod layers;
 mod limits;
 mod migrate;
 mod n_plus_one;

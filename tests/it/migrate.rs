@@ -168,10 +168,10 @@ async fn migrate_run_creates_a_missing_database_and_is_idempotent() {
     let role = TestRole::adopt(&random_app_role()).owning_in(&db.name);
     assert!(!db.exists().await);
     let cfg = DbConfig {
-        database_url: db_url(&role.name, None, &db.name),
-        database_admin_url: db.admin_url(),
+        database_url: db_url(&role.name, None, &db.name).into(),
+        database_admin_url: db.admin_url().into(),
         app_role: role.name.clone(),
-        app_password: String::new(),
+        app_password: Default::default(),
         pool_size: 2,
         statement_timeout_ms: 10_000,
     };
@@ -220,10 +220,10 @@ async fn migrating_as_a_role_without_bypassrls_fails_with_a_clear_message_and_ch
 
         // The command, too, with the weak role as DATABASE_ADMIN_URL.
         let cfg = DbConfig {
-            database_url: url.clone(),
-            database_admin_url: url,
+            database_url: url.clone().into(),
+            database_admin_url: url.into(),
             app_role: app_role.clone(),
-            app_password: String::new(),
+            app_password: Default::default(),
             pool_size: 1,
             statement_timeout_ms: 10_000,
         };

@@ -119,7 +119,7 @@ fn start(app: &TestApp, cfg: WorkerConfig, handler: &TestHandler) -> Workers {
     let state = app.state();
     Workers::start(
         state.engine.pool.clone(),
-        &app.db.db_config().database_url,
+        app.db.db_config().database_url.expose(),
         10_000,
         cfg,
         vec![Arc::new(handler.clone())],

@@ -7,7 +7,7 @@
 #[doc(hidden)]
 macro_rules! count_variants {
     () => { 0usize };
-    ($head:ident $($tail:ident)*) => { 1usize + $crate::db::text_enum::count_variants!($($tail)*) };
+    ($head:ident $($tail:ident)*) => { 1usize + $crate::text_enum::count_variants!($($tail)*) };
 }
 #[doc(hidden)]
 pub(crate) use count_variants;
@@ -19,7 +19,7 @@ macro_rules! text_enum {
     ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
             /// Every variant, in declaration order.
-            pub const ALL: [$ty; $crate::db::text_enum::count_variants!($($variant)+)] =
+            pub const ALL: [$ty; $crate::text_enum::count_variants!($($variant)+)] =
                 [$($ty::$variant),+];
 
             /// The name stored in the database.

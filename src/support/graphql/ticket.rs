@@ -1,14 +1,17 @@
-//! GraphQL types and resolvers for workspaces, tickets and comments.
-
-use async_graphql::{
-    ComplexObject, Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject,
-};
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
+//! Tickets: the `Ticket` type, listing with filters, order and cursors, filing and updating.
+//!
+//! `Ticket` is where the GraphQL type graph crosses into `ai` (its analyses and similar tickets):
+//! the one place a module below `ai` names it.
 
 use std::sync::Arc;
 
-// The one import of a module above support: the type graph (`Ticket.analysis`, `similarTickets`).
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::comment::{CommentConnection, CommentEdge};
+use super::workspace::Workspace;
+// The one import of a module above support: the type graph (`analysis`, `similarTickets`).
 use crate::ai::graphql::{self as ai_graphql, SimilarTicket, TicketAnalysis};
 use crate::authz::{Object as Obj, Role};
 use crate::error::{AppError, AppResult};
@@ -18,31 +21,12 @@ use crate::graphql::{Session, email_field, handle, parse_id, session, text_field
 use crate::identity::graphql::{User, load_user};
 use crate::identity::loaders::UserKey;
 use crate::support::loaders::{CommentCountKey, WorkspaceKey};
-use crate::support::repo::{self, TicketChanges, TicketQuery, TicketRow, TicketSort};
+use crate::support::repo::{self, TicketChanges, TicketRow, TicketSort};
 use crate::support::service::{self, TicketFollowUp};
 use crate::support::{PrioritySource, TicketPriority, TicketStatus};
 
 pub const TITLE_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 20_000;
-pub const COMMENT_MAX: usize = 20_000;
-
-/// A desk inside an organization (e.g. "Billing"); tickets belong to one.
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Workspace {
-    pub id: ID,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<repo::WorkspaceRow> for Workspace {
-    fn from(row: repo::WorkspaceRow) -> Self {
-        Self {
-            id: row.id.into(),
-            name: row.name,
-            created_at: row.created_at,
-        }
-    }
-}
 
 /// A support request.
 pub struct Ticket(pub TicketRow);
@@ -168,60 +152,6 @@ impl Ticket {
     }
 }
 
-/// A reply or note on a ticket.
-#[derive(SimpleObject, Clone, Debug)]
-#[graphql(complex)]
-pub struct Comment {
-    pub id: ID,
-    pub body: String,
-    /// Internal notes are for the team only and never sent to the requester.
-    pub internal: bool,
-    pub created_at: DateTime<Utc>,
-    #[graphql(skip)]
-    pub ticket_id: Uuid,
-    #[graphql(skip)]
-    pub author_id: Option<Uuid>,
-    /// The API key that wrote it, when an integration did.
-    pub api_key_id: Option<ID>,
-}
-
-#[ComplexObject]
-impl Comment {
-    /// The member who wrote it (null for API keys and for people no longer in the organization).
-    async fn author(&self, ctx: &Context<'_>) -> AppResult<Option<User>> {
-        load_user(ctx, self.author_id).await
-    }
-    async fn ticket_id(&self) -> ID {
-        self.ticket_id.into()
-    }
-}
-
-impl From<repo::CommentRow> for Comment {
-    fn from(row: repo::CommentRow) -> Self {
-        Self {
-            id: row.id.into(),
-            body: row.body,
-            internal: row.internal,
-            created_at: row.created_at,
-            ticket_id: row.ticket_id,
-            author_id: row.author_id,
-            api_key_id: row.api_key_id.map(ID::from),
-        }
-    }
-}
-
-#[derive(SimpleObject)]
-pub struct CommentEdge {
-    pub cursor: String,
-    pub node: Comment,
-}
-
-#[derive(SimpleObject)]
-pub struct CommentConnection {
-    pub edges: Vec<CommentEdge>,
-    pub page_info: PageInfo,
-}
-
 #[derive(SimpleObject)]
 pub struct TicketEdge {
     pub cursor: String,
@@ -231,7 +161,7 @@ pub struct TicketEdge {
 pub struct TicketConnection {
     edges: Vec<TicketEdge>,
     page_info: PageInfo,
-    filter: TicketQuery,
+    filter: repo::TicketQuery,
 }
 
 #[Object]
@@ -284,33 +214,92 @@ pub struct TicketOrder {
     pub direction: OrderDirection,
 }
 
+#[derive(InputObject)]
+pub struct CreateTicketInput {
+    pub workspace_id: ID,
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 20,000 characters.
+    #[graphql(default)]
+    pub description: String,
+    pub requester_email: Option<String>,
+    /// Left out: MEDIUM until the AI analysis proposes one. Given: a person's choice, which the AI
+    /// never overrides.
+    pub priority: Option<TicketPriority>,
+}
+
+/// Fields left out stay as they are; `assigneeId: null` unassigns.
+#[derive(InputObject)]
+pub struct UpdateTicketInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<TicketStatus>,
+    pub priority: Option<TicketPriority>,
+    pub assignee_id: MaybeUndefined<ID>,
+}
+
+/// Loads, in one batch per key type, what the selection will ask of a page of tickets, so that the
+/// number of statements does not depend on the page size (the DataLoader's time window alone would
+/// split a slow-to-resolve page into several batches).
+async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let loader = &session(ctx)?.loader;
+    let workspaces = async {
+        if node.field("workspace").exists() {
+            loader
+                .load_many(rows.iter().map(|t| WorkspaceKey(t.workspace_id)))
+                .await?;
+        }
+        Ok::<_, LoadError>(())
+    };
+    let users = async {
+        let mut ids = Vec::new();
+        if node.field("assignee").exists() {
+            ids.extend(rows.iter().filter_map(|t| t.assignee_id));
+        }
+        if node.field("createdBy").exists() {
+            ids.extend(rows.iter().filter_map(|t| t.created_by));
+        }
+        if !ids.is_empty() {
+            loader.load_many(ids.into_iter().map(UserKey)).await?;
+        }
+        Ok(())
+    };
+    let counts = async {
+        if node.field("commentCount").exists() {
+            loader
+                .load_many(rows.iter().map(|t| CommentCountKey(t.id)))
+                .await?;
+        }
+        Ok(())
+    };
+    let analyses = async {
+        if node.field("analysis").exists() {
+            ai_graphql::prefetch_latest(loader, rows.iter().map(|t| t.id)).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(workspaces, users, counts, analyses)?;
+    Ok(())
+}
+
+/// Tickets are assigned to owners, admins and agents of the organization only.
+async fn check_assignable(s: &Session, user: Uuid) -> AppResult<()> {
+    let member = crate::identity::repo::member(&s.tx, user).await?;
+    match member.map(|m| m.role) {
+        Some(Role::Owner | Role::Admin | Role::Agent) => Ok(()),
+        _ => Err(AppError::invalid_field(
+            "assigneeId",
+            "the assignee must be an owner, admin or agent of this organization",
+        )),
+    }
+}
+
 #[derive(Default)]
-pub struct SupportQuery;
+pub struct TicketQuery;
 
 #[Object]
-impl SupportQuery {
-    /// The organization's workspaces, by name.
-    async fn workspaces(&self, ctx: &Context<'_>) -> AppResult<Vec<Workspace>> {
-        let s = session(ctx)?;
-        s.require(Obj::Workspace, "read")?;
-        Ok(repo::workspaces(&s.tx)
-            .await?
-            .into_iter()
-            .map(Workspace::from)
-            .collect())
-    }
-
-    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> AppResult<Workspace> {
-        let s = session(ctx)?;
-        s.require(Obj::Workspace, "read")?;
-        let id = parse_id("id", &id)?;
-        let rows = repo::workspaces_by_ids(&s.tx, &[id]).await?;
-        rows.into_iter()
-            .next()
-            .map(Workspace::from)
-            .ok_or(AppError::NotFound("workspace"))
-    }
-
+impl TicketQuery {
     /// One ticket. Another organization's ticket is NOT_FOUND, exactly like one that does not exist.
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> AppResult<Ticket> {
         let s = session(ctx)?;
@@ -337,7 +326,7 @@ impl SupportQuery {
         let limit = pagination::page_size(first)?;
         let cursor = Cursor::decode_opt(after.as_deref())?;
         let filter = filter.unwrap_or_default();
-        let query = TicketQuery {
+        let query = repo::TicketQuery {
             workspace_id: filter
                 .workspace_id
                 .as_ref()
@@ -395,63 +384,11 @@ impl SupportQuery {
     }
 }
 
-#[derive(InputObject)]
-pub struct CreateWorkspaceInput {
-    /// 1 to 100 characters, unique in the organization.
-    pub name: String,
-}
-
-#[derive(InputObject)]
-pub struct CreateTicketInput {
-    pub workspace_id: ID,
-    /// 1 to 200 characters.
-    pub title: String,
-    /// Up to 20,000 characters.
-    #[graphql(default)]
-    pub description: String,
-    pub requester_email: Option<String>,
-    /// Left out: MEDIUM until the AI analysis proposes one. Given: a person's choice, which the AI
-    /// never overrides.
-    pub priority: Option<TicketPriority>,
-}
-
-/// Fields left out stay as they are; `assigneeId: null` unassigns.
-#[derive(InputObject)]
-pub struct UpdateTicketInput {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub status: Option<TicketStatus>,
-    pub priority: Option<TicketPriority>,
-    pub assignee_id: MaybeUndefined<ID>,
-}
-
-#[derive(InputObject)]
-pub struct AddCommentInput {
-    pub ticket_id: ID,
-    /// 1 to 20,000 characters.
-    pub body: String,
-    /// Internal notes are visible to the team only.
-    #[graphql(default)]
-    pub internal: bool,
-}
-
 #[derive(Default)]
-pub struct SupportMutation;
+pub struct TicketMutation;
 
 #[Object]
-impl SupportMutation {
-    /// Creates a workspace (owners and admins).
-    async fn create_workspace(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateWorkspaceInput,
-    ) -> AppResult<Workspace> {
-        let s = session(ctx)?;
-        s.require(Obj::Workspace, "create")?;
-        let name = text_field("name", &input.name, 1, 100)?;
-        Ok(repo::insert_workspace(&s.tx, &name).await?.into())
-    }
-
+impl TicketMutation {
     /// Files a ticket in a workspace.
     async fn create_ticket(
         &self,
@@ -537,81 +474,5 @@ impl SupportMutation {
                 .await?;
         }
         Ok(Ticket(row))
-    }
-
-    /// Adds a public reply or an internal note to a ticket.
-    async fn add_comment(&self, ctx: &Context<'_>, input: AddCommentInput) -> AppResult<Comment> {
-        let s = session(ctx)?;
-        s.require(Obj::Comment, "create")?;
-        let ticket_id = parse_id("ticketId", &input.ticket_id)?;
-        let body = text_field("body", &input.body, 1, COMMENT_MAX)?;
-        let c = s.context();
-        Ok(repo::insert_comment(
-            &s.tx,
-            ticket_id,
-            c.user_id,
-            c.api_key_id,
-            &body,
-            input.internal,
-        )
-        .await?
-        .into())
-    }
-}
-
-/// Loads, in one batch per key type, what the selection will ask of a page of tickets, so that the
-/// number of statements does not depend on the page size (the DataLoader's time window alone would
-/// split a slow-to-resolve page into several batches).
-async fn prefetch(ctx: &Context<'_>, rows: &[TicketRow]) -> AppResult<()> {
-    let node = ctx.look_ahead().field("edges").field("node");
-    let loader = &session(ctx)?.loader;
-    let workspaces = async {
-        if node.field("workspace").exists() {
-            loader
-                .load_many(rows.iter().map(|t| WorkspaceKey(t.workspace_id)))
-                .await?;
-        }
-        Ok::<_, LoadError>(())
-    };
-    let users = async {
-        let mut ids = Vec::new();
-        if node.field("assignee").exists() {
-            ids.extend(rows.iter().filter_map(|t| t.assignee_id));
-        }
-        if node.field("createdBy").exists() {
-            ids.extend(rows.iter().filter_map(|t| t.created_by));
-        }
-        if !ids.is_empty() {
-            loader.load_many(ids.into_iter().map(UserKey)).await?;
-        }
-        Ok(())
-    };
-    let counts = async {
-        if node.field("commentCount").exists() {
-            loader
-                .load_many(rows.iter().map(|t| CommentCountKey(t.id)))
-                .await?;
-        }
-        Ok(())
-    };
-    let analyses = async {
-        if node.field("analysis").exists() {
-            ai_graphql::prefetch_latest(loader, rows.iter().map(|t| t.id)).await?;
-        }
-        Ok(())
-    };
-    tokio::try_join!(workspaces, users, counts, analyses)?;
-    Ok(())
-}
-
-/// Tickets are assigned to owners, admins and agents of the organization only.
-async fn check_assignable(s: &Session, user: Uuid) -> AppResult<()> {
-    let member = crate::identity::repo::member(&s.tx, user).await?;
-    match member.map(|m| m.role) {
-        Some(Role::Owner | Role::Admin | Role::Agent) => Ok(()),
-        _ => Err(AppError::invalid_field(
-            "assigneeId",
-            "the assignee must be an owner, admin or agent of this organization",
-        )),
     }
 }
