@@ -35,7 +35,8 @@ const RANKS: &[(&str, u32)] = &[
 ];
 
 /// Edges against the order that are allowed, by file and target: the GraphQL type graph only
-/// (`Ticket.analysis`, `Ticket.analyses` and `Ticket.similarTickets` return `ai` types).
+/// (`Ticket.analysis`, `Ticket.analyses` and `Ticket.similarTickets` return `ai` types), and only
+/// into `ai::graphql` ([`the_type_graph_exception_reaches_only_ai_graphql`]).
 const ALLOWED: &[(&str, &str)] = &[("support/graphql/ticket.rs", "ai")];
 
 fn rank(module: &str) -> Option<u32> {
@@ -53,43 +54,89 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level modules a line of code names through `crate::` (comments are ignored).
-fn crate_paths(line: &str) -> Vec<String> {
-    let code = line.split("//").next().unwrap_or_default();
-    let mut found = Vec::new();
-    let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        rest = &rest[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // `crate::{a, b::c, d::{e, f}}`: the names at the group's first level.
-            let mut depth = 0;
-            let mut start = true;
-            for (i, c) in group.char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => start = true,
-                    c if start && (c.is_alphanumeric() || c == '_') => {
-                        let name: String = group[i..]
-                            .chars()
-                            .take_while(|c| c.is_alphanumeric() || *c == '_')
-                            .collect();
-                        found.push(name);
-                        start = false;
-                    }
-                    _ => {}
+/// Source without comments: `//` to the end of the line, unless it follows a `:` (a URL in a
+/// string such as `"http://…"`).
+fn strip_comments(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let mut cut = line.len();
+            let mut from = 0;
+            while let Some(at) = line[from..].find("//") {
+                let at = from + at;
+                if at == 0 || !line[..at].ends_with(':') {
+                    cut = at;
+                    break;
                 }
+                from = at + 2;
             }
-        } else {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            found.push(name);
+            &line[..cut]
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The first-level names of a `{a, b::c, d::{e, f}}` group that starts right after `{`.
+fn group_names(group: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut depth = 0;
+    let mut start = true;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => start = true,
+            c if start && (c.is_alphanumeric() || c == '_') => {
+                found.push(ident_at(&group[i..]));
+                start = false;
+            }
+            _ => {}
         }
     }
     found
+}
+
+fn ident_at(text: &str) -> String {
+    text.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The names that follow each occurrence of `prefix` (a path, or a group of paths).
+fn names_after(code: &str, prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find(prefix) {
+        // `super::super::x` is one path: skip occurrences inside a longer run of `super::`.
+        let before = &rest[..at];
+        rest = &rest[at + prefix.len()..];
+        if prefix.starts_with("super")
+            && (before.ends_with("super::") || rest.starts_with("super::"))
+        {
+            continue;
+        }
+        let rest = rest.trim_start();
+        if let Some(group) = rest.strip_prefix('{') {
+            found.extend(group_names(group));
+        } else {
+            found.push(ident_at(rest));
+        }
+    }
+    found
+}
+
+/// The top-level modules a piece of code names through `crate::` (comments are ignored; a
+/// `use crate::{…}` group may span lines).
+fn crate_paths(code: &str) -> Vec<String> {
+    names_after(&strip_comments(code), "crate::")
+}
+
+/// The top-level modules reached through `super::` chains that climb to the crate root from a
+/// module whose path below `src/` is `depth` modules long (`billing/mod.rs` is 1, `ai/graphql.rs` 2).
+fn super_paths(code: &str, depth: usize) -> Vec<String> {
+    let code = strip_comments(code);
+    let prefix = "super::".repeat(depth);
+    names_after(&code, &prefix)
 }
 
 #[test]
@@ -118,18 +165,24 @@ fn no_module_uses_a_module_above_it() {
             continue;
         };
         let text = std::fs::read_to_string(file).expect("read source");
-        for (n, line) in text.lines().enumerate() {
-            for target in crate_paths(line) {
-                if target == module {
-                    continue;
-                }
-                let Some(theirs) = rank(&target) else {
-                    unknown.insert(target);
-                    continue;
-                };
-                if theirs >= own && !ALLOWED.contains(&(rel_str.as_str(), target.as_str())) {
-                    upward.insert(format!("{rel_str}:{}: {module} -> {target}", n + 1));
-                }
+        // `src/a.rs` and `src/a/mod.rs` are module `a` (depth 1), `src/a/b.rs` is `a::b` (depth 2).
+        let depth = rel.components().count() - usize::from(rel.ends_with("mod.rs"));
+        // Names after `super::` that are no top-level module belong to an inline module (`tests`).
+        let targets = crate_paths(&text).into_iter().chain(
+            super_paths(&text, depth)
+                .into_iter()
+                .filter(|t| rank(t).is_some()),
+        );
+        for target in targets {
+            if target == module {
+                continue;
+            }
+            let Some(theirs) = rank(&target) else {
+                unknown.insert(target);
+                continue;
+            };
+            if theirs >= own && !ALLOWED.contains(&(rel_str.as_str(), target.as_str())) {
+                upward.insert(format!("{rel_str}: {module} -> {target}"));
             }
         }
     }
@@ -145,12 +198,40 @@ fn no_module_uses_a_module_above_it() {
 }
 
 #[test]
-fn the_scanner_reads_plain_and_grouped_paths_and_skips_comments() {
+fn the_scanner_reads_plain_grouped_and_super_paths_and_skips_comments() {
     assert_eq!(crate_paths("use crate::db::TenantTx;"), ["db"]);
     assert_eq!(
         crate_paths("use crate::{db, demo::x, identity::{a, b}, schema};"),
         ["db", "demo", "identity", "schema"]
     );
-    assert_eq!(crate_paths("let x = crate::ai::f(); // crate::cli"), ["ai"]);
+    assert_eq!(
+        crate_paths("use crate::{\n    ai::Ai,\n    cli::{x, y},\n};"),
+        ["ai", "cli"]
+    );
+    assert_eq!(
+        crate_paths("let u = \"http://x\"; crate::ai::f(); // crate::cli"),
+        ["ai"]
+    );
     assert!(crate_paths("/// see [`crate::schema`]").is_empty());
+    // From `src/billing/mod.rs` (depth 1) `super::ai` is the crate's `ai`; from
+    // `src/ai/graphql.rs` (depth 2) it takes `super::super::`.
+    assert_eq!(super_paths("use super::ai::Ai;", 1), ["ai"]);
+    assert_eq!(super_paths("use super::super::cli::run;", 2), ["cli"]);
+    assert!(super_paths("use super::repo;", 2).is_empty());
+}
+
+#[test]
+fn the_type_graph_exception_reaches_only_ai_graphql() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (file, target) in ALLOWED {
+        let text = strip_comments(&std::fs::read_to_string(src.join(file)).expect("read source"));
+        let prefix = format!("crate::{target}::");
+        for (at, _) in text.match_indices(&prefix) {
+            let next = ident_at(&text[at + prefix.len()..]);
+            assert_eq!(
+                next, "graphql",
+                "{file} may name only {target}::graphql (its GraphQL types), not {target}::{next}"
+            );
+        }
+    }
 }
