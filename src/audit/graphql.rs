@@ -8,8 +8,9 @@ use crate::audit::chain::ChainEntry;
 use crate::audit::repo::{self, AuditFilter};
 use crate::authz::Object as Obj;
 use crate::error::{AppError, AppResult};
+use crate::graphql::input::parse_opt_id;
 use crate::graphql::pagination::{self, Cursor, PageInfo};
-use crate::graphql::{parse_id, session};
+use crate::graphql::session;
 use crate::identity::graphql::Actor;
 
 /// What a change did to a row.
@@ -162,11 +163,7 @@ fn filter_from(input: Option<AuditLogFilter>) -> AppResult<AuditFilter> {
     Ok(AuditFilter {
         table,
         action: input.action.map(|a| a.as_str().to_owned()),
-        actor_id: input
-            .actor_id
-            .as_ref()
-            .map(|id| parse_id("actorId", id))
-            .transpose()?,
+        actor_id: parse_opt_id("actorId", input.actor_id.as_ref())?,
         since: input.since,
         until: input.until,
     })

@@ -15,6 +15,7 @@ use super::workspace::Workspace;
 use crate::ai::graphql::{self as ai_graphql, SimilarTicket, TicketAnalysis};
 use crate::authz::{Object as Obj, Role};
 use crate::error::{AppError, AppResult};
+use crate::graphql::input::parse_opt_id;
 use crate::graphql::loader::LoadError;
 use crate::graphql::pagination::{self, Cursor, PageInfo};
 use crate::graphql::{Session, email_field, handle, parse_id, session, text_field};
@@ -327,18 +328,10 @@ impl TicketQuery {
         let cursor = Cursor::decode_opt(after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let query = repo::TicketQuery {
-            workspace_id: filter
-                .workspace_id
-                .as_ref()
-                .map(|id| parse_id("workspaceId", id))
-                .transpose()?,
+            workspace_id: parse_opt_id("workspaceId", filter.workspace_id.as_ref())?,
             status: filter.status,
             priority: filter.priority,
-            assignee_id: filter
-                .assignee_id
-                .as_ref()
-                .map(|id| parse_id("assigneeId", id))
-                .transpose()?,
+            assignee_id: parse_opt_id("assigneeId", filter.assignee_id.as_ref())?,
             search: filter
                 .search
                 .as_deref()
