@@ -1,79 +1,14 @@
-//! SQL for workspaces, tickets and comments, on the operation's [`TenantTx`] (RLS scopes every
-//! statement to the caller's organization; no statement here names an organization itself).
-
-use chrono::{DateTime, Utc};
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
-use uuid::Uuid;
+//! Tickets: reading, filtered and ordered pages with keyset cursors, filing and updating.
 
 use crate::db::TenantTx;
 use crate::error::DbContext as _;
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::graphql::pagination::Cursor;
 use crate::support::{PrioritySource, TicketPriority, TicketStatus};
-
-#[derive(Debug, Clone)]
-pub struct WorkspaceRow {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
-
-impl WorkspaceRow {
-    fn from_row(row: &Row) -> AppResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            created_at: row.try_get("created_at")?,
-        })
-    }
-}
-
-pub async fn workspaces(tx: &TenantTx) -> AppResult<Vec<WorkspaceRow>> {
-    let rows = tx
-        .query(
-            "select id, name, created_at from workspaces order by name, id limit 1000",
-            &[],
-        )
-        .await
-        .db_context("failed to list workspaces")?;
-    rows.iter().map(WorkspaceRow::from_row).collect()
-}
-
-pub async fn workspaces_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<WorkspaceRow>> {
-    let rows = tx
-        .query(
-            "select id, name, created_at from workspaces where id = any($1)",
-            &[&ids],
-        )
-        .await
-        .db_context("failed to load workspaces by id")?;
-    rows.iter().map(WorkspaceRow::from_row).collect()
-}
-
-pub async fn insert_workspace(tx: &TenantTx, name: &str) -> AppResult<WorkspaceRow> {
-    let rows = tx
-        .query_raw(
-            "insert into workspaces (org_id, name) values ((select app.current_org_id()), $1)
-             returning id, name, created_at",
-            &[&name],
-        )
-        .await
-        .and_then(|rows| {
-            rows.map_err(|e| {
-                on_constraint(e, |c| {
-                    (c == "workspaces_org_name_key").then(|| {
-                        AppError::invalid_field("name", "a workspace with this name already exists")
-                    })
-                })
-            })
-        })
-        .db_context("failed to insert workspace")?;
-    rows.first()
-        .map(WorkspaceRow::from_row)
-        .transpose()?
-        .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
-}
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct TicketRow {
@@ -93,7 +28,7 @@ pub struct TicketRow {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-const TICKET_COLUMNS: &str = "t.id, t.number, t.workspace_id, t.title, t.description, t.status, t.priority, \
+pub(super) const TICKET_COLUMNS: &str = "t.id, t.number, t.workspace_id, t.title, t.description, t.status, t.priority, \
     t.priority_source, t.requester_email, t.assignee_id, t.created_by, t.created_at, t.updated_at, t.resolved_at";
 
 impl TicketRow {
@@ -226,14 +161,14 @@ pub enum SortKey {
     Rank(i32),
 }
 
-type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+pub(super) type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
-fn push(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> String {
+pub(super) fn push(params: &mut Params, value: impl ToSql + Sync + Send + 'static) -> String {
     params.push(Box::new(value));
     format!("${}", params.len())
 }
 
-fn where_clause(filter: &TicketQuery, params: &mut Params) -> String {
+pub(super) fn where_clause(filter: &TicketQuery, params: &mut Params) -> String {
     let mut sql = String::from(" where true");
     if let Some(ws) = filter.workspace_id {
         sql += &format!(" and t.workspace_id = {}", push(params, ws));
@@ -256,7 +191,7 @@ fn where_clause(filter: &TicketQuery, params: &mut Params) -> String {
     sql
 }
 
-fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
+pub(super) fn refs(params: &Params) -> Vec<&(dyn ToSql + Sync)> {
     params
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
@@ -325,7 +260,7 @@ pub struct NewTicket<'a> {
     pub created_by: Option<Uuid>,
 }
 
-fn ticket_constraint(constraint: &str) -> Option<AppError> {
+pub(super) fn ticket_constraint(constraint: &str) -> Option<AppError> {
     match constraint {
         "tickets_workspace_fkey" => Some(AppError::NotFound("workspace")),
         "tickets_assignee_fkey" => Some(AppError::invalid_field(
@@ -429,99 +364,4 @@ pub async fn apply_ai_priority(
         .await
         .db_context("failed to apply the AI priority")?;
     Ok(n == 1)
-}
-
-#[derive(Debug, Clone)]
-pub struct CommentRow {
-    pub id: Uuid,
-    pub ticket_id: Uuid,
-    pub author_id: Option<Uuid>,
-    pub api_key_id: Option<Uuid>,
-    pub body: String,
-    pub internal: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-const COMMENT_COLUMNS: &str =
-    "c.id, c.ticket_id, c.author_id, c.api_key_id, c.body, c.internal, c.created_at";
-
-impl CommentRow {
-    fn from_row(row: &Row) -> AppResult<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            ticket_id: row.try_get("ticket_id")?,
-            author_id: row.try_get("author_id")?,
-            api_key_id: row.try_get("api_key_id")?,
-            body: row.try_get("body")?,
-            internal: row.try_get("internal")?,
-            created_at: row.try_get("created_at")?,
-        })
-    }
-}
-
-/// A page of a ticket's comments, oldest first, after `(created_at, id)` when given.
-pub async fn comments_page(
-    tx: &TenantTx,
-    ticket_id: Uuid,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
-) -> AppResult<Vec<CommentRow>> {
-    let (time, id) = after.unzip();
-    let sql = format!(
-        "select {COMMENT_COLUMNS} from ticket_comments c
-          where c.ticket_id = $1 and ($2::timestamptz is null or (c.created_at, c.id) > ($2, $3))
-          order by c.created_at, c.id limit $4"
-    );
-    tx.query(&sql, &[&ticket_id, &time, &id, &limit])
-        .await
-        .db_context("failed to load a page of comments")?
-        .iter()
-        .map(CommentRow::from_row)
-        .collect()
-}
-
-pub async fn comment_counts(tx: &TenantTx, ticket_ids: &[Uuid]) -> AppResult<Vec<(Uuid, i64)>> {
-    let rows = tx
-        .query(
-            "select c.ticket_id, count(*) from ticket_comments c where c.ticket_id = any($1) group by c.ticket_id",
-            &[&ticket_ids],
-        )
-        .await
-        .db_context("failed to count comments")?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
-}
-
-pub async fn insert_comment(
-    tx: &TenantTx,
-    ticket_id: Uuid,
-    author_id: Option<Uuid>,
-    api_key_id: Option<Uuid>,
-    body: &str,
-    internal: bool,
-) -> AppResult<CommentRow> {
-    let sql = format!(
-        "insert into ticket_comments as c (org_id, ticket_id, author_id, api_key_id, body, internal)
-         values ((select app.current_org_id()), $1, $2, $3, $4, $5)
-         returning {COMMENT_COLUMNS}"
-    );
-    let rows = tx
-        .query_raw(
-            &sql,
-            &[&ticket_id, &author_id, &api_key_id, &body, &internal],
-        )
-        .await
-        .and_then(|rows| {
-            rows.map_err(|e| {
-                on_constraint(e, |c| {
-                    (c == "ticket_comments_ticket_fkey").then_some(AppError::NotFound("ticket"))
-                })
-            })
-        })
-        .db_context("failed to insert comment")?;
-    rows.first()
-        .map(CommentRow::from_row)
-        .transpose()?
-        .ok_or_else(|| anyhow::anyhow!("insert returned no row").into())
 }
