@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+
+use crate::ratelimit::OrgRateLimiter;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -28,6 +30,8 @@ pub struct Metrics {
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
+    rate_limit_share: Gauge,
+    fleet_instances: Gauge,
 }
 
 impl Default for Metrics {
@@ -76,6 +80,18 @@ impl Metrics {
             "Requests waiting for a connection",
             pool_waiting.clone(),
         );
+        let rate_limit_share = Gauge::default();
+        registry.register(
+            "rate_limit_share_per_minute",
+            "Operations per organization and minute this instance lets through (its share of the fleet-wide limit; 0 = off)",
+            rate_limit_share.clone(),
+        );
+        let fleet_instances = Gauge::default();
+        registry.register(
+            "fleet_instances",
+            "Live server instances sharing the rate limit, as last heard",
+            fleet_instances.clone(),
+        );
         Self {
             registry,
             operations,
@@ -84,6 +100,8 @@ impl Metrics {
             pool_size,
             pool_available,
             pool_waiting,
+            rate_limit_share,
+            fleet_instances,
         }
     }
 
@@ -100,8 +118,10 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with the pool's state as of now.
-    pub fn render(&self, pool: &Pool) -> String {
+    /// The exposition text, with the pool's and the rate limit's state as of now.
+    pub fn render(&self, pool: &Pool, limiter: &OrgRateLimiter) -> String {
+        self.rate_limit_share.set(i64::from(limiter.share()));
+        self.fleet_instances.set(i64::from(limiter.instances()));
         let status = pool.status();
         let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.pool_size.set(as_i64(status.size));
@@ -126,7 +146,9 @@ mod tests {
         metrics.observe("ok", Duration::from_millis(5), 8);
         metrics.observe("forbidden", Duration::from_millis(1), 0);
         let pool = crate::db::pool_for("postgres://nobody@127.0.0.1:1/none", 1).unwrap();
-        let text = metrics.render(&pool);
+        let limiter = OrgRateLimiter::new(120);
+        limiter.set_instances(2);
+        let text = metrics.render(&pool, &limiter);
         assert!(
             text.contains("deskgraph_graphql_operations_total{outcome=\"ok\"} 2"),
             "{text}"
@@ -140,5 +162,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("deskgraph_db_pool_connections 0"), "{text}");
+        assert!(
+            text.contains("deskgraph_rate_limit_share_per_minute 60"),
+            "{text}"
+        );
+        assert!(text.contains("deskgraph_fleet_instances 2"), "{text}");
     }
 }

@@ -1,37 +1,108 @@
 //! Per-organization request rate limits (GCRA through `governor`), so one busy tenant cannot starve
-//! the others. Limits are per server instance: behind a load balancer with N instances an organization
-//! gets up to N times the configured rate (DESIGN §8 — no shared state between instances).
+//! the others, held for the whole fleet.
+//!
+//! The limit is fleet-wide without a database write per request: each instance announces itself in
+//! `internal.server_instances` every few seconds ([`Fleet`], migration V7) and enforces
+//! `limit / live instances` of it locally (never below a floor). When an instance joins, leaves or
+//! dies (its announcement expires after three periods), the others rebalance at their next
+//! heartbeat. Between two heartbeats the fleet can let through up to one extra burst per instance
+//! that joined; a rebalance starts each organization with a fresh burst of the new share.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use deadpool_postgres::Pool;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
+use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
+use crate::error::{AppError, AppResult, DbContext as _};
 
 /// How often (in checks) idle keys are forgotten, bounding the limiter's memory.
 const PRUNE_EVERY: u64 = 4096;
 
+/// Statement timeout of a heartbeat.
+const HEARTBEAT_TIMEOUT_MS: u64 = 5_000;
+
 pub struct OrgRateLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
+    /// The fleet-wide limit per organization and minute; 0 is off.
+    per_minute: u32,
+    /// The least this instance enforces, whatever the number of instances.
+    floor: u32,
+    /// Live instances, as last heard (1 until the first heartbeat).
+    instances: AtomicU32,
+    /// This instance's share of `per_minute`.
+    share: AtomicU32,
+    limiter: RwLock<Option<Arc<DefaultKeyedRateLimiter<Uuid>>>>,
     checks: AtomicU64,
 }
 
+fn keyed(per_minute: u32) -> Option<Arc<DefaultKeyedRateLimiter<Uuid>>> {
+    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
+}
+
 impl OrgRateLimiter {
-    /// `per_minute` requests per key and minute, with bursts of as many; 0 turns limiting off.
+    /// `per_minute` requests per key and minute across the fleet, with bursts of as many; 0 turns
+    /// limiting off. Until [`set_instances`](Self::set_instances) says otherwise, this instance is
+    /// alone and enforces all of it.
     pub fn new(per_minute: u32) -> Self {
-        let limiter = NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+        Self::with_floor(per_minute, 1)
+    }
+
+    /// Like [`new`](Self::new); this instance never enforces less than `floor` per minute.
+    pub fn with_floor(per_minute: u32, floor: u32) -> Self {
         Self {
-            limiter,
+            per_minute,
+            floor: floor.clamp(1, per_minute.max(1)),
+            instances: AtomicU32::new(1),
+            share: AtomicU32::new(per_minute),
+            limiter: RwLock::new(keyed(per_minute)),
             checks: AtomicU64::new(0),
         }
     }
 
+    /// The share one of `instances` live instances enforces.
+    fn share_for(&self, instances: u32) -> u32 {
+        if self.per_minute == 0 {
+            return 0;
+        }
+        self.per_minute.div_ceil(instances.max(1)).max(self.floor)
+    }
+
+    /// Rebalances after a heartbeat counted `instances` live instances (this one included).
+    pub fn set_instances(&self, instances: u32) {
+        let instances = instances.max(1);
+        self.instances.store(instances, Ordering::Relaxed);
+        let share = self.share_for(instances);
+        if self.share.swap(share, Ordering::Relaxed) != share {
+            tracing::info!(instances, share_per_minute = share, "rate limit rebalanced");
+            if let Ok(mut limiter) = self.limiter.write() {
+                *limiter = keyed(share);
+            }
+        }
+    }
+
+    /// Requests per organization and minute this instance lets through now.
+    pub fn share(&self) -> u32 {
+        self.share.load(Ordering::Relaxed)
+    }
+
+    /// Live instances as last heard.
+    pub fn instances(&self) -> u32 {
+        self.instances.load(Ordering::Relaxed)
+    }
+
     /// Counts one request for `key` (an organization, or a user acting without one).
     pub fn check(&self, key: Uuid) -> AppResult<()> {
-        let Some(limiter) = &self.limiter else {
+        let limiter = match self.limiter.read() {
+            Ok(limiter) => limiter.clone(),
+            // A panic while rebuilding cannot leave a half-built limiter; refuse nothing.
+            Err(_) => None,
+        };
+        let Some(limiter) = limiter else {
             return Ok(());
         };
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
@@ -44,6 +115,95 @@ impl OrgRateLimiter {
             }
         })
     }
+}
+
+/// This instance's membership of the fleet: a heartbeat task that keeps its announcement alive and
+/// rebalances the rate limit.
+pub struct Fleet {
+    id: Uuid,
+    pool: Pool,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Fleet {
+    /// Announces this instance now and every `period` (entries live three periods), and tells
+    /// `limiter` how many instances are live after each heartbeat. A failed heartbeat is logged and
+    /// the last count kept.
+    pub async fn join(pool: Pool, limiter: Arc<OrgRateLimiter>, period: Duration) -> Self {
+        let id = Uuid::now_v7();
+        let ttl = period.saturating_mul(3);
+        let beat = {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { heartbeat(&pool, id, ttl).await }
+            }
+        };
+        match beat().await {
+            Ok(n) => limiter.set_instances(n),
+            Err(err) => tracing::warn!(error = ?err, "first instance heartbeat failed"),
+        }
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                match beat().await {
+                    Ok(n) => limiter.set_instances(n),
+                    Err(err) => tracing::warn!(error = ?err, "instance heartbeat failed"),
+                }
+            }
+        });
+        tracing::info!(instance = %id, "joined the fleet");
+        Self { id, pool, task }
+    }
+
+    /// Stops the heartbeat without leaving, as a crashed process would: the entry expires after
+    /// three periods (tests).
+    pub fn abandon(self) {
+        self.task.abort();
+    }
+
+    /// Stops the heartbeat and leaves the fleet, so the others take this share at once.
+    pub async fn leave(self) {
+        self.task.abort();
+        if let Err(err) = leave(&self.pool, self.id).await {
+            tracing::warn!(error = ?err, "leaving the fleet failed; the entry expires on its own");
+        }
+    }
+}
+
+async fn system_tx(pool: &Pool) -> AppResult<TenantTx> {
+    TenantTx::begin(
+        pool,
+        &Credentials::Trusted(TenantContext::system_unscoped()),
+        TxOptions::new(Access::ReadWrite, HEARTBEAT_TIMEOUT_MS),
+    )
+    .await
+}
+
+async fn heartbeat(pool: &Pool, id: Uuid, ttl: Duration) -> AppResult<u32> {
+    let tx = system_tx(pool).await?;
+    let ttl_secs = i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX);
+    let row = tx
+        .query_one(
+            "select auth_private.instance_heartbeat($1, $2)",
+            &[&id, &ttl_secs],
+        )
+        .await
+        .db_context("failed to announce this instance")?;
+    tx.commit().await?;
+    let live: i32 = row.try_get(0)?;
+    Ok(u32::try_from(live).unwrap_or(1))
+}
+
+async fn leave(pool: &Pool, id: Uuid) -> AppResult<()> {
+    let tx = system_tx(pool).await?;
+    tx.query_one("select auth_private.instance_leave($1)::text", &[&id])
+        .await
+        .db_context("failed to leave the fleet")?;
+    tx.commit().await
 }
 
 #[cfg(test)]
@@ -65,9 +225,35 @@ mod tests {
     #[test]
     fn zero_means_unlimited() {
         let limiter = OrgRateLimiter::new(0);
+        limiter.set_instances(3);
         let key = Uuid::new_v4();
         for _ in 0..10_000 {
             limiter.check(key).unwrap();
         }
+        assert_eq!(limiter.share(), 0);
+    }
+
+    #[test]
+    fn the_share_divides_the_fleet_limit_and_never_falls_below_the_floor() {
+        let limiter = OrgRateLimiter::with_floor(120, 10);
+        assert_eq!(limiter.share(), 120);
+        limiter.set_instances(2);
+        assert_eq!(limiter.share(), 60);
+        limiter.set_instances(7);
+        assert_eq!(limiter.share(), 18, "rounded up");
+        limiter.set_instances(50);
+        assert_eq!(limiter.share(), 10, "the floor");
+        limiter.set_instances(0);
+        assert_eq!((limiter.instances(), limiter.share()), (1, 120));
+    }
+
+    #[test]
+    fn a_rebalanced_limiter_enforces_the_new_share() {
+        let limiter = OrgRateLimiter::new(4);
+        limiter.set_instances(2);
+        let key = Uuid::new_v4();
+        limiter.check(key).unwrap();
+        limiter.check(key).unwrap();
+        assert!(limiter.check(key).is_err(), "two of four per instance");
     }
 }

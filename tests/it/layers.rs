@@ -14,7 +14,7 @@ const RANKS: &[(&str, u32)] = &[
     ("telemetry", 2),
     ("authz", 2),
     ("db", 3),
-    ("metrics", 4),
+    ("metrics", 5),
     ("ratelimit", 4),
     // Infrastructure beside the product modules.
     ("jobs", 10),
