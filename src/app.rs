@@ -18,7 +18,7 @@ use crate::identity::auth::JwtVerifier;
 use crate::identity::jwks::Jwks;
 use crate::jobs::{WorkerConfig, Workers};
 use crate::metrics::Metrics;
-use crate::ratelimit::OrgRateLimiter;
+use crate::ratelimit::{Fleet, OrgRateLimiter};
 use crate::schema::executor::Engine;
 use crate::schema::persisted::PersistedQueries;
 use crate::schema::{Limits, build_schema};
@@ -59,8 +59,12 @@ pub async fn build_state(
             ),
             persisted,
             statement_timeout_ms: db_cfg.statement_timeout_ms,
-            rate_limiter: OrgRateLimiter::new(cfg.rate_limit_per_minute),
+            rate_limiter: Arc::new(OrgRateLimiter::with_floor(
+                cfg.rate_limit_per_minute,
+                cfg.rate_limit_floor_per_minute,
+            )),
             ai,
+            invitations_bind_email: cfg.invitations_bind_email,
         },
         verifier,
         metrics: Metrics::new(),
@@ -78,6 +82,8 @@ pub struct Server {
     background: Vec<tokio::task::JoinHandle<()>>,
     /// In-process job workers, stopped gracefully after the HTTP server.
     workers: Option<Workers>,
+    /// This instance's announcement to the fleet (the shared rate limit); left when it stops.
+    fleet: Option<Fleet>,
     grace: Duration,
 }
 
@@ -123,6 +129,18 @@ impl Server {
                 Duration::from_secs(cfg.allowance_interval_secs),
             ));
         }
+        let fleet = if cfg.rate_limit_per_minute > 0 && cfg.instance_heartbeat_secs > 0 {
+            Some(
+                Fleet::join(
+                    state.engine.pool.clone(),
+                    state.engine.rate_limiter.clone(),
+                    Duration::from_secs(cfg.instance_heartbeat_secs),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
         tracing::info!(%addr, "deskgraph listening; GraphiQL at http://{addr}/graphql");
         Ok(Self {
             addr,
@@ -131,6 +149,7 @@ impl Server {
             task,
             background,
             workers: None,
+            fleet,
             grace,
         })
     }
@@ -146,6 +165,9 @@ impl Server {
         let result = (&mut self.task).await;
         for task in self.background.drain(..) {
             task.abort();
+        }
+        if let Some(fleet) = self.fleet.take() {
+            fleet.leave().await;
         }
         if let Some(workers) = self.workers.take() {
             workers.shutdown(self.grace).await;

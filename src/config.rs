@@ -77,6 +77,18 @@ pub struct ServerConfig {
     #[arg(long, env = "DESKGRAPH_JWT_AUDIENCE", default_value = "")]
     pub jwt_audience: String,
 
+    /// Whether `acceptInvitation` requires the caller's token to carry the invited e-mail (and, from
+    /// an identity provider, not `email_verified: false`). Turn off only when your identity provider
+    /// issues no e-mails: then whoever holds an invitation token can use it.
+    #[arg(
+        long,
+        env = "DESKGRAPH_INVITATIONS_BIND_EMAIL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub invitations_bind_email: bool,
+
     /// Comma-separated origins allowed by CORS (`*` for any); CORS is off when empty.
     #[arg(long, env = "DESKGRAPH_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
@@ -102,10 +114,28 @@ pub struct ServerConfig {
     )]
     pub persisted_dir: String,
 
-    /// GraphQL operations per organization and minute on one server instance (bursts of as many);
-    /// 0 turns the limit off. Callers without an organization are limited per user.
+    /// GraphQL operations per organization and minute across all server instances (bursts of as
+    /// many); 0 turns the limit off. Callers without an organization are limited per user. Each
+    /// instance enforces its share: this limit divided by the live instances (see
+    /// `DESKGRAPH_INSTANCE_HEARTBEAT_SECS`).
     #[arg(long, env = "DESKGRAPH_RATE_LIMIT_PER_MINUTE", default_value_t = 1_200)]
     pub rate_limit_per_minute: u32,
+
+    /// The least one instance enforces of the rate limit, however many instances run (so a large
+    /// fleet does not refuse everything while its shares are tiny).
+    #[arg(
+        long,
+        env = "DESKGRAPH_RATE_LIMIT_FLOOR_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub rate_limit_floor_per_minute: u32,
+
+    /// Seconds between this instance's announcements in the database, from which every instance
+    /// counts the live ones and takes its share of the rate limit (an instance that stops
+    /// announcing is forgotten after three periods). 0: no announcements; each instance enforces the
+    /// whole limit on its own.
+    #[arg(long, env = "DESKGRAPH_INSTANCE_HEARTBEAT_SECS", default_value_t = 5)]
+    pub instance_heartbeat_secs: u64,
 
     /// Seconds between checks for monthly credit allowances that are due (one check at start-up);
     /// 0 turns the background grant off. Any number of instances may run it.

@@ -4,6 +4,9 @@
 //! writes entries) and here (used to check them), so that a changed or replaced trigger function is
 //! caught too. Entry n stores `prev_hash` (entry n-1's hash, [`GENESIS`] for n = 1) and
 //! `hash = sha256(prev_hash || canonical(entry))`.
+//!
+//! The client's own request id (`client_request_id`, since V6) is a thirteenth field present only when
+//! it is not null, so entries written before it (and entries without one) hash as they always did.
 
 use std::fmt::Write as _;
 
@@ -31,6 +34,8 @@ pub struct ChainEntry {
     pub after: Option<String>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    /// The `x-request-id` the client sent, if any (what it claimed; `request_id` is the server's).
+    pub client_request_id: Option<String>,
 }
 
 fn field(out: &mut String, value: Option<&str>) {
@@ -63,6 +68,10 @@ pub fn canonical(e: &ChainEntry) -> String {
     field(&mut out, e.row_id.as_deref());
     field(&mut out, e.before.as_deref());
     field(&mut out, e.after.as_deref());
+    // Only when present (V6): older entries keep their twelve fields and their hashes.
+    if let Some(client) = e.client_request_id.as_deref() {
+        field(&mut out, Some(client));
+    }
     out
 }
 
@@ -176,6 +185,7 @@ mod tests {
                     after: Some(format!(r#"{{"title": "é {seq}"}}"#)),
                     prev_hash: prev.clone(),
                     hash: vec![],
+                    client_request_id: None,
                 };
                 e.hash = entry_hash(&prev, &canonical(&e)).to_vec();
                 prev.clone_from(&e.hash);
@@ -202,6 +212,20 @@ mod tests {
         assert!(text.contains("|-|5:agent|-|6:UPDATE|7:tickets|"));
         // "é" is two bytes.
         assert!(text.ends_with(r#"|17:{"title": "é 1"}"#), "{text}");
+    }
+
+    #[test]
+    fn a_client_request_id_is_a_trailing_field_only_when_present() {
+        let mut e = chain(1).remove(0);
+        let without = canonical(&e);
+        e.client_request_id = Some("client-abc".into());
+        assert_eq!(canonical(&e), format!("{without}|10:client-abc"));
+        // Changing or removing it changes the hash.
+        let hash = entry_hash(&e.prev_hash, &canonical(&e));
+        e.client_request_id = Some("client-abd".into());
+        assert_ne!(entry_hash(&e.prev_hash, &canonical(&e)), hash);
+        e.client_request_id = None;
+        assert_ne!(entry_hash(&e.prev_hash, &canonical(&e)), hash);
     }
 
     #[test]

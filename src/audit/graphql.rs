@@ -56,8 +56,14 @@ pub struct AuditEntry {
     pub before: Option<Json<serde_json::Value>>,
     /// The row after the change (null for a delete).
     pub after: Option<Json<serde_json::Value>>,
-    /// The request that made the change (`x-request-id`).
+    /// The request that made the change: the id the server generated for it (the response's
+    /// `x-request-id`, in the server's logs), or `job:<id>:<attempt>` for background work. Never taken
+    /// from the client.
     pub request_id: Option<String>,
+    /// The `x-request-id` the client sent with that request, if it was a plain token (letters, digits,
+    /// `-_.:`; at most 128 characters): what the client claimed, kept for matching with its logs, not
+    /// trusted for correlation. Covered by the chain's hash like every other field.
+    pub client_request_id: Option<String>,
 }
 
 impl TryFrom<ChainEntry> for AuditEntry {
@@ -83,6 +89,7 @@ impl TryFrom<ChainEntry> for AuditEntry {
             table: r.table_name,
             row_id: r.row_id,
             request_id: r.request_id,
+            client_request_id: r.client_request_id,
         })
     }
 }

@@ -12,7 +12,8 @@ use crate::error::DbContext as _;
 /// The columns of an entry, as [`entry_from_row`] reads them (`before`/`after` as jsonb text: what the
 /// chain's hash covers, and what the listing parses into JSON).
 const ENTRY_COLUMNS: &str = "org_id, seq, occurred_at, actor_user_id, actor_api_key_id, actor_role, \
-     request_id, action, table_name, row_id, before::text as before, after::text as after, prev_hash, hash";
+     request_id, action, table_name, row_id, before::text as before, after::text as after, prev_hash, hash, \
+     client_request_id";
 
 fn entry_from_row(row: &Row) -> AppResult<ChainEntry> {
     Ok(ChainEntry {
@@ -30,6 +31,7 @@ fn entry_from_row(row: &Row) -> AppResult<ChainEntry> {
         after: row.try_get("after")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
+        client_request_id: row.try_get("client_request_id")?,
     })
 }
 

@@ -101,8 +101,12 @@ impl TenantContext {
 pub struct TxOptions<'a> {
     pub access: Access,
     pub statement_timeout_ms: u64,
-    /// Recorded in `app.request_id` (and so in audit and ledger entries).
+    /// The server's own id of the request (or job run), recorded in `app.request_id` (and so in audit
+    /// and ledger entries).
     pub request_id: Option<&'a str>,
+    /// The `x-request-id` the client sent, recorded apart in `app.client_request_id` (and so in audit
+    /// entries' `client_request_id`); never used as `request_id`.
+    pub client_request_id: Option<&'a str>,
 }
 
 impl TxOptions<'static> {
@@ -111,11 +115,12 @@ impl TxOptions<'static> {
             access,
             statement_timeout_ms,
             request_id: None,
+            client_request_id: None,
         }
     }
 }
 
-/// Longest request id kept; longer ones are cut (clients may send their own `x-request-id`).
+/// Longest request id kept; longer ones are cut (the client's `x-request-id` goes through this too).
 const MAX_REQUEST_ID: usize = 128;
 
 /// A request id made safe to store: printable ASCII, at most [`MAX_REQUEST_ID`] characters.
@@ -134,6 +139,8 @@ pub enum Credentials {
     User {
         subject: String,
         email: Option<String>,
+        /// The token's `email_verified` claim (identity providers); `None` when it has none.
+        email_verified: Option<bool>,
         name: Option<String>,
         org_id: Option<Uuid>,
     },
@@ -173,7 +180,8 @@ const OPEN_AS_USER: &str = "select a.user_id, a.member_role, \
        set_config('app.role', coalesce(a.member_role, ''), true), \
        set_config('app.api_key_id', '', true), \
        set_config('statement_timeout', $5, true), \
-       set_config('app.request_id', $6, true) \
+       set_config('app.request_id', $6, true), \
+       set_config('app.client_request_id', $7, true) \
   from auth_private.authenticate_user($1, $2, $3, $4) a";
 
 const OPEN_AS_API_KEY: &str = "select a.api_key_id, a.org_id, a.role, \
@@ -182,15 +190,17 @@ const OPEN_AS_API_KEY: &str = "select a.api_key_id, a.org_id, a.role, \
        set_config('app.role', a.role, true), \
        set_config('app.user_id', '', true), \
        set_config('statement_timeout', $2, true), \
-       set_config('app.request_id', $3, true) \
+       set_config('app.request_id', $3, true), \
+       set_config('app.client_request_id', $4, true) \
   from auth_private.authenticate_api_key($1) a";
 
-/// Sets a context the server vouches for; `$5` is the statement timeout and `$6` the request id (empty
-/// keeps the current one).
+/// Sets a context the server vouches for; `$5` is the statement timeout, `$6` the request id and `$7`
+/// the client's request id (empty keeps the current one).
 const SET_CONTEXT: &str = "select set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
        set_config('app.api_key_id', $3, true), set_config('app.role', $4, true), \
        set_config('statement_timeout', coalesce(nullif($5, ''), current_setting('statement_timeout')), true), \
-       set_config('app.request_id', coalesce(nullif($6, ''), current_setting('app.request_id', true), ''), true)";
+       set_config('app.request_id', coalesce(nullif($6, ''), current_setting('app.request_id', true), ''), true), \
+       set_config('app.client_request_id', coalesce(nullif($7, ''), current_setting('app.client_request_id', true), ''), true)";
 
 /// The text values of a context's settings (empty for unset), in `SET_CONTEXT`'s order.
 fn context_settings(ctx: &TenantContext) -> [String; 4] {
@@ -223,6 +233,7 @@ impl TenantTx {
         let client = tx.client()?;
         let timeout = options.statement_timeout_ms.to_string();
         let request_id = clean_request_id(options.request_id);
+        let client_request_id = clean_request_id(options.client_request_id);
         // Reads run in a READ ONLY transaction. Resolving a user may create their row on first sight,
         // so the read-only switch comes after it (allowed: a transaction may become read-only late).
         // Writes take their organization's write lock in their first write statement (a statement
@@ -246,6 +257,7 @@ impl TenantTx {
                 email,
                 name,
                 org_id,
+                ..
             } => (
                 OPEN_AS_USER,
                 vec![
@@ -255,6 +267,7 @@ impl TenantTx {
                     (org_id, Type::UUID),
                     (&timeout, Type::TEXT),
                     (&request_id, Type::TEXT),
+                    (&client_request_id, Type::TEXT),
                 ],
             ),
             Credentials::ApiKey { secret_hash, .. } => (
@@ -263,6 +276,7 @@ impl TenantTx {
                     (secret_hash, Type::BYTEA),
                     (&timeout, Type::TEXT),
                     (&request_id, Type::TEXT),
+                    (&client_request_id, Type::TEXT),
                 ],
             ),
             Credentials::Trusted(ctx) => {
@@ -277,6 +291,7 @@ impl TenantTx {
                         (role, Type::TEXT),
                         (&timeout, Type::TEXT),
                         (&request_id, Type::TEXT),
+                        (&client_request_id, Type::TEXT),
                     ],
                 )
             }
@@ -347,7 +362,7 @@ impl TenantTx {
     /// organization and acts in it). Returns the previous context so it can be restored.
     pub async fn set_context(&self, ctx: TenantContext) -> AppResult<TenantContext> {
         let [org, user, key, role] = context_settings(&ctx);
-        self.query(SET_CONTEXT, &[&org, &user, &key, &role, &"", &""])
+        self.query(SET_CONTEXT, &[&org, &user, &key, &role, &"", &"", &""])
             .await?;
         let mut guard = self
             .context

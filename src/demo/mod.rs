@@ -51,6 +51,7 @@ async fn user_id_for(pool: &Pool, subject: &str, email: &str, name: &str) -> any
     let creds = Credentials::User {
         subject: subject.to_owned(),
         email: Some(email.to_owned()),
+        email_verified: None,
         name: Some(name.to_owned()),
         org_id: None,
     };

@@ -12,11 +12,13 @@ use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -49,12 +51,17 @@ const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline
 
 pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
     let max_body = state.max_body_bytes;
-    // One access-log line per request (status, latency), inside a span carrying the request id that
-    // every log line of the request repeats.
+    // One access-log line per request (status, latency), inside a span carrying the server's request
+    // id (and the client's, if it sent one) that every log line of the request repeats.
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &axum::http::Request<_>| {
             let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+            let client_request_id = req
+                .extensions()
+                .get::<ClientRequestId>()
+                .and_then(|c| c.0.as_deref())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id, client_request_id = %client_request_id)
         })
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis));
@@ -92,25 +99,48 @@ pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
         }))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::map_request(replace_odd_request_id))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))
+        .layer(axum::middleware::map_request(take_client_request_id))
 }
 
-/// A client may send its own `x-request-id` (to correlate with its logs); one that is not a plain
-/// token of at most 128 characters is dropped and replaced with a fresh id, so that the id in the logs,
-/// in the response and in the audit trail is always the same string.
-async fn replace_odd_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
-    let odd = req.headers().get(REQUEST_ID).is_some_and(|v| {
-        let b = v.as_bytes();
-        b.is_empty()
-            || b.len() > 128
-            || !b
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
-    });
-    if odd {
-        req.headers_mut().remove(REQUEST_ID);
+/// The server's own request id, generated for every request: a UUIDv7 (time-ordered). It alone is
+/// trusted for correlation: logs, the `x-request-id` response header, `app.request_id` and the
+/// `request_id` of audit and ledger entries.
+#[derive(Debug, Clone, Copy, Default)]
+struct MakeRequestUuidV7;
+
+impl MakeRequestId for MakeRequestUuidV7 {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+            .ok()
+            .map(RequestId::new)
     }
+}
+
+/// The `x-request-id` a client sent (a request extension, always present; `None` when it sent none
+/// or an odd one).
+#[derive(Debug, Clone, Default)]
+struct ClientRequestId(Option<String>);
+
+/// A client may send its own `x-request-id` (to match our records with its logs). It is only a claim:
+/// it is taken off the request before the server sets its own id, and kept apart — in the log span's
+/// `client_request_id`, `app.client_request_id` and the audit trail's `client_request_id` — never as
+/// the request id. It is not echoed (the client knows it; the response's `x-request-id` is the
+/// server's). One that is not a plain token of at most 128 characters is dropped, never trimmed, so
+/// what is recorded is exactly what the client sent.
+async fn take_client_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let plain = |b: &[u8]| {
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+    };
+    let client = req
+        .headers_mut()
+        .remove(REQUEST_ID)
+        .filter(|v| plain(v.as_bytes()))
+        .and_then(|v| v.to_str().ok().map(str::to_owned));
+    req.extensions_mut().insert(ClientRequestId(client));
     req
 }
 
@@ -164,6 +194,7 @@ async fn run(
     headers: &HeaderMap,
     request: async_graphql::Request,
     get: bool,
+    client_request_id: Option<&str>,
 ) -> Response {
     let started = std::time::Instant::now();
     let outcome = match credentials_from_headers(
@@ -177,7 +208,7 @@ async fn run(
             let request_id = header_str(headers, REQUEST_ID.as_str());
             state
                 .engine
-                .execute(credentials, request, get, request_id)
+                .execute(credentials, request, get, request_id, client_request_id)
                 .await
         }
         Err(err) => Outcome::failed(&err),
@@ -199,7 +230,9 @@ async fn run(
 
 /// Prometheus metrics (no tenant data in any label).
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.metrics.render(&state.engine.pool);
+    let text = state
+        .metrics
+        .render(&state.engine.pool, &state.engine.rate_limiter);
     (
         [(
             header::CONTENT_TYPE,
@@ -212,6 +245,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn graphql_post(
     State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientRequestId>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -240,12 +274,13 @@ async fn graphql_post(
             ));
         }
     };
-    run(&state, &headers, request, false).await
+    run(&state, &headers, request, false, client.0.as_deref()).await
 }
 
 /// GraphiQL for browsers; with `query` or `extensions` parameters, runs a query (GraphQL over HTTP GET).
 async fn graphql_get(
     State(state): State<Arc<AppState>>,
+    Extension(client): Extension<ClientRequestId>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -269,7 +304,7 @@ async fn graphql_get(
             ));
         }
     };
-    run(&state, &headers, request, true).await
+    run(&state, &headers, request, true, client.0.as_deref()).await
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

@@ -14,6 +14,10 @@ use crate::db::Credentials;
 use crate::error::{AppError, AppResult};
 use crate::identity::jwks::{self, Jwks};
 
+/// Clock skew tolerated between deskgraph and the token's issuer, in seconds: a token is accepted up to
+/// this long after its `exp`, and this long before its `nbf` or `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+
 /// Prefix of every API key secret; tells keys and JWTs apart and makes leaked keys greppable.
 pub const API_KEY_PREFIX: &str = "dgk_";
 
@@ -24,18 +28,40 @@ pub struct Claims {
     pub sub: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether the identity provider verified `email` (OpenID Connect). Absent in development tokens.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
+    pub email_verified: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Default organization when the request has no `x-org-id` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
     pub exp: u64,
+    /// Not before: refused until then (with [`LEEWAY_SECS`] of tolerance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at: refused when more than [`LEEWAY_SECS`] in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+}
+
+/// `email_verified` as a boolean, or as the string `"true"`/`"false"` some providers send; any other
+/// value counts as not verified.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(de)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Bool(b)) => Some(b),
+        Some(serde_json::Value::String(s)) => Some(s.trim().eq_ignore_ascii_case("true")),
+        Some(_) => Some(false),
+    })
 }
 
 /// Verifies JWTs: HS256 with a shared secret (development, simple deployments), and RS256/ES256/…
@@ -51,6 +77,7 @@ fn unauthenticated(err: &jsonwebtoken::errors::Error) -> AppError {
     use jsonwebtoken::errors::ErrorKind;
     let why = match err.kind() {
         ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token is not valid yet",
         ErrorKind::InvalidSignature => "token signature is invalid",
         ErrorKind::InvalidIssuer => "token issuer is not accepted",
         ErrorKind::InvalidAudience => "token audience is not accepted",
@@ -83,7 +110,9 @@ impl JwtVerifier {
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
+        // `nbf` is checked when present; `iat` (which jsonwebtoken does not check) in `verify`.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         if !self.issuer.is_empty() {
             validation.set_issuer(&[&self.issuer]);
@@ -126,9 +155,18 @@ impl JwtVerifier {
                 "token algorithm is not accepted".into(),
             ));
         };
-        jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
-            .map(|data| data.claims)
-            .map_err(|e| unauthenticated(&e))
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))
+            .map_err(|e| unauthenticated(&e))?
+            .claims;
+        if claims
+            .iat
+            .is_some_and(|iat| iat > jsonwebtoken::get_current_timestamp() + LEEWAY_SECS)
+        {
+            return Err(AppError::Unauthenticated(
+                "token was issued in the future".into(),
+            ));
+        }
+        Ok(claims)
     }
 }
 
@@ -146,9 +184,11 @@ pub fn mint_token(
     let claims = Claims {
         sub: sub.to_owned(),
         email: email.map(str::to_owned),
+        email_verified: None,
         name: name.map(str::to_owned),
         org_id: org_id.map(|id| id.to_string()),
         exp: now + ttl_secs,
+        nbf: None,
         iat: Some(now),
         iss: None,
         aud: None,
@@ -170,6 +210,58 @@ pub fn new_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// Who may accept an invitation in this operation, from the caller's token and
+/// `DESKGRAPH_INVITATIONS_BIND_EMAIL`; the executor puts it into every operation's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvitationBinding {
+    /// Binding is off: whoever holds an invitation token may accept it.
+    Off,
+    /// The caller's e-mail, trimmed and lower-cased; the identity provider did not say it is
+    /// unverified (`email_verified` is true or absent).
+    Email(String),
+    /// The caller's token carries no e-mail (or is an API key).
+    NoEmail,
+    /// The identity provider says the caller's e-mail is not verified (`email_verified: false`).
+    Unverified,
+}
+
+impl InvitationBinding {
+    pub fn new(credentials: &Credentials, bind: bool) -> Self {
+        if !bind {
+            return Self::Off;
+        }
+        let Credentials::User {
+            email,
+            email_verified,
+            ..
+        } = credentials
+        else {
+            return Self::NoEmail;
+        };
+        match email.as_deref().map(normalize_email) {
+            None => Self::NoEmail,
+            Some(e) if e.is_empty() => Self::NoEmail,
+            Some(_) if *email_verified == Some(false) => Self::Unverified,
+            Some(e) => Self::Email(e),
+        }
+    }
+
+    /// The e-mail `auth_private.accept_invitation` compares with the invitation's: `None` accepts any
+    /// caller, `""` (no verified e-mail) none.
+    pub fn bound_email(&self) -> Option<&str> {
+        match self {
+            Self::Off => None,
+            Self::Email(e) => Some(e),
+            Self::NoEmail | Self::Unverified => Some(""),
+        }
+    }
+}
+
+/// An e-mail as invitations store it: trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
 }
 
 /// Parses the `Authorization` and `x-org-id` headers into credentials.
@@ -216,6 +308,7 @@ pub async fn credentials_from_headers(
     Ok(Credentials::User {
         subject: claims.sub,
         email: claims.email,
+        email_verified: claims.email_verified,
         name: claims.name,
         org_id,
     })
@@ -302,6 +395,50 @@ mod tests {
                 .await
                 .unwrap_err();
         assert!(matches!(err, AppError::BadInput { .. }));
+    }
+
+    #[test]
+    fn invitations_bind_the_normalized_email_unless_the_provider_says_it_is_unverified() {
+        let user = |email: Option<&str>, email_verified: Option<bool>| Credentials::User {
+            subject: "u".into(),
+            email: email.map(str::to_owned),
+            email_verified,
+            name: None,
+            org_id: None,
+        };
+        let bind = |c: &Credentials| InvitationBinding::new(c, true);
+        let sam = InvitationBinding::Email("sam@initech.example".into());
+        assert_eq!(bind(&user(Some(" Sam@Initech.example "), None)), sam);
+        assert_eq!(bind(&user(Some("sam@initech.example"), Some(true))), sam);
+        assert_eq!(
+            bind(&user(Some("sam@initech.example"), Some(false))),
+            InvitationBinding::Unverified
+        );
+        assert_eq!(bind(&user(None, Some(true))), InvitationBinding::NoEmail);
+        assert_eq!(bind(&user(Some("  "), None)), InvitationBinding::NoEmail);
+        assert_eq!(InvitationBinding::NoEmail.bound_email(), Some(""));
+        let off = InvitationBinding::new(&user(None, Some(false)), false);
+        assert_eq!(off, InvitationBinding::Off);
+        assert_eq!(off.bound_email(), None);
+    }
+
+    #[test]
+    fn email_verified_is_read_as_a_boolean_or_a_boolean_string() {
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<Claims>(
+                serde_json::json!({"sub": "u", "exp": 1, "email_verified": v}),
+            )
+            .unwrap()
+            .email_verified
+        };
+        assert_eq!(parse(serde_json::json!(true)), Some(true));
+        assert_eq!(parse(serde_json::json!("TRUE")), Some(true));
+        assert_eq!(parse(serde_json::json!("false")), Some(false));
+        assert_eq!(parse(serde_json::json!(1)), Some(false));
+        assert_eq!(parse(serde_json::Value::Null), None);
+        let absent: Claims =
+            serde_json::from_value(serde_json::json!({"sub": "u", "exp": 1})).unwrap();
+        assert_eq!(absent.email_verified, None);
     }
 
     #[tokio::test]

@@ -49,6 +49,7 @@ impl JobContext {
                 access: Access::ReadWrite,
                 statement_timeout_ms: self.statement_timeout_ms,
                 request_id: Some(&request_id),
+                client_request_id: None,
             },
         )
         .await

@@ -18,6 +18,7 @@ use crate::billing::StartingAllowance;
 use crate::db::{Access, Credentials, TenantTx, TxOptions};
 use crate::error::{AppError, codes};
 use crate::graphql::Session;
+use crate::identity::auth::InvitationBinding;
 use crate::identity::service::OrganizationFollowUp;
 use crate::ratelimit::OrgRateLimiter;
 use crate::support::service::TicketFollowUp;
@@ -29,9 +30,11 @@ pub struct Engine {
     pub authz: Arc<Authz>,
     pub persisted: PersistedQueries,
     pub statement_timeout_ms: u64,
-    pub rate_limiter: OrgRateLimiter,
+    pub rate_limiter: Arc<OrgRateLimiter>,
     /// The AI pipeline: analyses requested by mutations, similar tickets.
     pub ai: Arc<Ai>,
+    /// Whether invitations may be accepted only by the invited e-mail (`DESKGRAPH_INVITATIONS_BIND_EMAIL`).
+    pub invitations_bind_email: bool,
 }
 
 /// The result of one operation, with what it cost.
@@ -114,6 +117,7 @@ impl Engine {
         mut request: Request,
         get: bool,
         request_id: Option<&str>,
+        client_request_id: Option<&str>,
     ) -> Outcome {
         let started = Instant::now();
         let persisted = match self.persisted.resolve(&mut request) {
@@ -147,6 +151,7 @@ impl Engine {
             access,
             statement_timeout_ms: self.statement_timeout_ms,
             request_id,
+            client_request_id,
         };
         let tx = match TenantTx::begin(&self.pool, &credentials, options).await {
             Ok(tx) => Arc::new(tx),
@@ -190,6 +195,11 @@ impl Engine {
 
         let request = request
             .data(Session::new(tx.clone(), self.authz.clone()))
+            // Who may accept an invitation: the e-mail the caller's token vouches for.
+            .data(InvitationBinding::new(
+                &credentials,
+                self.invitations_bind_email,
+            ))
             // The modules' service handles; lower modules see only the follow-up traits they declare.
             .data(self.ai.clone())
             .data::<Arc<dyn TicketFollowUp>>(self.ai.clone())

@@ -9,7 +9,7 @@ use crate::common::{Caller, TestApp, error_code, org_fixture, send_raw};
 const LOG: &str = "query($f: AuditLogFilter, $a: String, $n: Int) {
     auditLog(first: $n, after: $a, filter: $f) {
         totalCount pageInfo { hasNextPage endCursor }
-        edges { node { seq occurredAt action table rowId before after requestId
+        edges { node { seq occurredAt action table rowId before after requestId clientRequestId
                        actor { kind userId apiKeyId role } } }
     } }";
 const VERIFY: &str = "{ verifyAuditChain { ok checkedEntries firstBrokenSeq headSeq headHash } }";
@@ -51,7 +51,9 @@ async fn every_write_is_recorded_with_its_actor_and_request_without_secrets() {
                 "variables": {"id": org.ticket}
             })),
     );
-    assert!(send_raw(req).await.json().get("errors").is_none());
+    let sent = send_raw(req).await;
+    assert!(sent.json().get("errors").is_none());
+    let server_id = sent.header("x-request-id").unwrap().to_owned();
     // An invitation (its token hash must stay out of the trail).
     app.ok(
         &org.admin,
@@ -91,11 +93,12 @@ async fn every_write_is_recorded_with_its_actor_and_request_without_secrets() {
     ] {
         assert!(tables.contains(table), "no entry for {table}: {tables:?}");
     }
-    // The agent's update: who, which request, before and after.
+    // The agent's update: who, which request (the server's id; the client's apart), before and after.
     let update = entries
         .iter()
-        .find(|e| e["requestId"] == "req-audit-1")
-        .expect("the update is recorded with its request id");
+        .find(|e| e["requestId"] == server_id.as_str())
+        .expect("the update is recorded with the server's request id");
+    assert_eq!(update["clientRequestId"], "req-audit-1");
     assert_eq!(update["action"], "UPDATE");
     assert_eq!(update["table"], "tickets");
     assert_eq!(update["rowId"], org.ticket.as_str());
@@ -438,20 +441,17 @@ async fn accepting_invitations_across_organizations_at_once_does_not_deadlock() 
     let accept =
         "mutation($t: String!) { acceptInvitation(token: $t) { role organization { id } } }";
     for round in 0..5 {
-        // A's agent joins B while acting in A, and B's agent joins A while acting in B, at once.
+        // A's agent joins B while acting in A, and B's agent joins A while acting in B, at once (each
+        // invited at the address they sign in with).
         let to_b = app
-            .ok(
-                &b.admin,
-                invite,
-                json!({"e": format!("a{round}@example.com")}),
-            )
+            .ok(&b.admin, invite, json!({"e": "acme-agent@people.example"}))
             .await["inviteMember"]["token"]
             .clone();
         let to_a = app
             .ok(
                 &a.admin,
                 invite,
-                json!({"e": format!("b{round}@example.com")}),
+                json!({"e": "globex-agent@people.example"}),
             )
             .await["inviteMember"]["token"]
             .clone();
@@ -481,4 +481,198 @@ async fn accepting_invitations_across_organizations_at_once_does_not_deadlock() 
         .expect("the join is in B's trail");
     assert_eq!(join["actor"]["kind"], "USER");
     assert_eq!(join["actor"]["role"], Value::Null);
+}
+
+/// Renames the agent's ticket in one HTTP request, sending `client_id` as `x-request-id` when given;
+/// returns the server's request id from the response.
+async fn rename_ticket(
+    app: &TestApp,
+    org: &crate::common::OrgFixture,
+    title: &str,
+    client_id: Option<reqwest::header::HeaderValue>,
+) -> String {
+    let mut req = app.http.post(format!("{}/graphql", app.base));
+    if let Some(id) = client_id {
+        req = req.header("x-request-id", id);
+    }
+    let resp = send_raw(org.agent.apply(req.json(&json!({
+        "query": "mutation($id: ID!, $t: String!) { updateTicket(id: $id, input: {title: $t}) { id } }",
+        "variables": {"id": org.ticket, "t": title}
+    }))))
+    .await;
+    assert!(resp.json().get("errors").is_none(), "{}", resp.text);
+    let id = resp.header("x-request-id").unwrap().to_owned();
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).unwrap().get_version_num(),
+        7,
+        "the server's id is a UUIDv7: {id}"
+    );
+    id
+}
+
+fn header(value: &str) -> Option<reqwest::header::HeaderValue> {
+    Some(reqwest::header::HeaderValue::from_bytes(value.as_bytes()).unwrap())
+}
+
+/// The entries a request wrote (by the server's request id).
+fn of_request<'a>(entries: &'a [Value], request_id: &str) -> Vec<&'a Value> {
+    entries
+        .iter()
+        .filter(|e| e["requestId"] == request_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_client_request_id_is_recorded_apart_and_never_becomes_the_request_id() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let with_id = rename_ticket(&app, &org, "with the client's id", header("client-abc")).await;
+    let without = rename_ticket(&app, &org, "without an id", None).await;
+    // A client replaying another request's id cannot make its changes look like that request's.
+    let forged = rename_ticket(&app, &org, "forged", header(&with_id)).await;
+    let odd: Vec<String> = vec![
+        "has spaces".into(),
+        "semi;colon".into(),
+        "x".repeat(129),
+        "café".into(),
+    ];
+    let mut odd_ids = vec![];
+    for (n, value) in odd.iter().enumerate() {
+        odd_ids.push(rename_ticket(&app, &org, &format!("odd {n}"), header(value)).await);
+    }
+    let entries = all_entries(&app, &org.admin, Value::Null).await;
+
+    let first = of_request(&entries, &with_id);
+    assert!(
+        first
+            .iter()
+            .any(|e| e["table"] == "tickets" && e["after"]["title"] == "with the client's id"),
+        "{first:?}"
+    );
+    assert_ne!(with_id, "client-abc");
+    for e in &first {
+        assert_eq!(e["clientRequestId"], "client-abc", "{e}");
+    }
+    let second = of_request(&entries, &without);
+    assert!(!second.is_empty());
+    for e in &second {
+        assert_eq!(e["clientRequestId"], Value::Null, "{e}");
+    }
+    // The replayed id is recorded as the client's claim only; the first request's entries are its own.
+    let third = of_request(&entries, &forged);
+    assert_ne!(forged, with_id);
+    assert!(third.iter().any(|e| e["after"]["title"] == "forged"));
+    for e in &third {
+        assert_eq!(e["clientRequestId"], with_id.as_str(), "{e}");
+    }
+    assert!(
+        first.iter().all(|e| e["after"]["title"] != "forged"),
+        "{first:?}"
+    );
+    // An odd value is dropped: recorded nowhere, neither as the request id nor as the client's.
+    for (value, id) in odd.iter().zip(&odd_ids) {
+        let written = of_request(&entries, id);
+        assert!(!written.is_empty(), "{value:?}");
+        for e in &written {
+            assert_eq!(e["clientRequestId"], Value::Null, "{value:?}: {e}");
+        }
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["requestId"] != value.as_str() && e["clientRequestId"] != value.as_str()),
+            "{value:?} was recorded"
+        );
+    }
+    // A request id is always the server's (a UUIDv7 for a request, `job:…` for background work).
+    for e in &entries {
+        if let Some(id) = e["requestId"].as_str() {
+            assert!(
+                uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 7)
+                    || id.starts_with("job:"),
+                "{e}"
+            );
+        }
+    }
+    let verdict = app.ok(&org.owner, VERIFY, json!({})).await;
+    assert_eq!(verdict["verifyAuditChain"]["ok"], true, "{verdict}");
+    assert_eq!(
+        verdict["verifyAuditChain"]["checkedEntries"],
+        entries.len() as i64
+    );
+}
+
+/// The text of `create [or replace] function internal.audit_row()` in a migration, as `create or
+/// replace`.
+fn audit_row_function(migration: &str) -> String {
+    let start = migration
+        .find("function internal.audit_row()")
+        .and_then(|at| migration[..at].rfind("create "))
+        .expect("the migration defines internal.audit_row");
+    let len = migration[start..].find("\n$$;").expect("its body ends") + "\n$$;".len();
+    migration[start..start + len].replacen("create function", "create or replace function", 1)
+}
+
+#[tokio::test]
+async fn entries_written_before_v6_still_verify_beside_entries_with_a_client_request_id() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let admin = app.db.admin().await;
+    // Entries as V3's trigger wrote them (no client request id, twelve hashed fields) ...
+    admin
+        .batch_execute(&audit_row_function(include_str!(
+            "../../migrations/V3__audit_log.sql"
+        )))
+        .await
+        .unwrap();
+    let before = rename_ticket(&app, &org, "before V6", header("client-before")).await;
+    // ... then V6's again, with one.
+    admin
+        .batch_execute(&audit_row_function(include_str!(
+            "../../migrations/V6__client_request_id.sql"
+        )))
+        .await
+        .unwrap();
+    let after = rename_ticket(&app, &org, "after V6", header("client-after")).await;
+
+    let entries = all_entries(&app, &org.admin, Value::Null).await;
+    let old = of_request(&entries, &before);
+    let new = of_request(&entries, &after);
+    assert!(!old.is_empty() && !new.is_empty());
+    assert!(old.iter().all(|e| e["clientRequestId"].is_null()));
+    assert!(new.iter().all(|e| e["clientRequestId"] == "client-after"));
+    let verdict = app.ok(&org.owner, VERIFY, json!({})).await["verifyAuditChain"].clone();
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["checkedEntries"], entries.len() as i64);
+
+    // The hash covers the client's id: changing it on a new entry, or adding one to an old entry, is
+    // named.
+    let seq = |e: &Value| e["seq"].as_i64().unwrap();
+    let (old_seq, new_seq) = (seq(old[0]), seq(new[0]));
+    admin
+        .batch_execute("set session_replication_role = replica")
+        .await
+        .unwrap();
+    let set = "update audit_log set client_request_id = $3 where org_id = $1 and seq = $2";
+    admin
+        .execute(set, &[&org.id, &new_seq, &"client-forged"])
+        .await
+        .unwrap();
+    let verdict = app.ok(&org.owner, VERIFY, json!({})).await["verifyAuditChain"].clone();
+    assert_eq!(verdict["ok"], false);
+    assert_eq!(verdict["firstBrokenSeq"], new_seq);
+    admin
+        .execute(set, &[&org.id, &new_seq, &"client-after"])
+        .await
+        .unwrap();
+    assert_eq!(
+        app.ok(&org.owner, VERIFY, json!({})).await["verifyAuditChain"]["ok"],
+        true
+    );
+    admin
+        .execute(set, &[&org.id, &old_seq, &"client-before"])
+        .await
+        .unwrap();
+    let verdict = app.ok(&org.owner, VERIFY, json!({})).await["verifyAuditChain"].clone();
+    assert_eq!(verdict["ok"], false);
+    assert_eq!(verdict["firstBrokenSeq"], old_seq);
 }

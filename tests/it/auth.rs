@@ -31,9 +31,11 @@ fn claims(sub: &str, exp: u64) -> Claims {
     Claims {
         sub: sub.into(),
         email: None,
+        email_verified: None,
         name: None,
         org_id: None,
         exp,
+        nbf: None,
         iat: Some(exp.saturating_sub(3600)),
         iss: None,
         aud: None,
@@ -443,11 +445,12 @@ const ACCEPT: &str =
 async fn an_invitation_token_makes_a_new_user_a_member_with_its_role_exactly_once() {
     let app = TestApp::spawn().await;
     let org = org_fixture(&app, "acme").await;
-    let (status, body) = invite(&app, &org.admin, "New.Hire@Example.com", "AGENT").await;
+    // Sent to the address the hire signs in with (`Caller::user` tokens carry `{subject}@people.example`).
+    let (status, body) = invite(&app, &org.admin, "New-Hire@People.example", "AGENT").await;
     assert_eq!(status, 200, "{body}");
     let created = &body["data"]["inviteMember"];
     assert_eq!(created["invitation"]["role"], "AGENT");
-    assert_eq!(created["invitation"]["email"], "new.hire@example.com");
+    assert_eq!(created["invitation"]["email"], "new-hire@people.example");
     let token = created["token"].as_str().unwrap().to_owned();
     assert!(!token.is_empty());
 
@@ -521,7 +524,7 @@ async fn an_admin_cannot_invite_an_owner_but_the_owner_can() {
         .await;
     assert_eq!(pending["invitations"], json!([]), "nothing was written");
 
-    let (status, body) = invite(&app, &org.owner, "boss@example.com", "OWNER").await;
+    let (status, body) = invite(&app, &org.owner, "boss@people.example", "OWNER").await;
     assert_eq!(status, 200, "{body}");
     assert!(body.get("errors").is_none(), "{body}");
     let token = body["data"]["inviteMember"]["token"].as_str().unwrap();
@@ -683,4 +686,222 @@ async fn a_token_whose_subject_is_empty_or_too_long_is_unauthenticated() {
         assert_eq!(status, 401, "{body}");
         assert_eq!(error_code(&body).as_deref(), Some("UNAUTHENTICATED"));
     }
+}
+
+/// An HS256 token for `subject` signed with the test secret, with `nbf` and `iat` as given.
+fn token_at(subject: &str, nbf: Option<u64>, iat: Option<u64>) -> String {
+    let mut c = claims(subject, now() + 3600);
+    c.nbf = nbf;
+    c.iat = iat;
+    sign(&c, Algorithm::HS256, TEST_SECRET)
+}
+
+#[tokio::test]
+async fn a_token_before_its_nbf_or_issued_in_the_future_is_refused_beyond_the_leeway() {
+    let app = TestApp::spawn().await;
+    let hour_ahead = now() + 3600;
+    let refused = [
+        (
+            "nbf an hour ahead",
+            token_at("clock", Some(hour_ahead), None),
+            "token is not valid yet",
+        ),
+        (
+            "iat an hour ahead",
+            token_at("clock", None, Some(hour_ahead)),
+            "token was issued in the future",
+        ),
+        (
+            "nbf and iat an hour ahead",
+            token_at("clock", Some(hour_ahead), Some(hour_ahead)),
+            "token is not valid yet",
+        ),
+    ];
+    for (case, token, message) in &refused {
+        let (status, body) = viewer_with(&app, Some(&format!("Bearer {token}")), None).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{case}: {body}"
+        );
+        assert_eq!(body["errors"][0]["message"], *message, "{case}: {body}");
+        assert!(body["data"].is_null(), "{case}: {body}");
+    }
+    // Clock skew within the leeway (30 s), times in the past, and no nbf/iat at all are accepted.
+    let accepted = [
+        ("nbf 10 s ahead", token_at("clock", Some(now() + 10), None)),
+        ("iat 10 s ahead", token_at("clock", None, Some(now() + 10))),
+        ("nbf in the past", token_at("clock", Some(now() - 60), None)),
+        (
+            "iat in the past",
+            token_at("clock", None, Some(now() - 3600)),
+        ),
+        ("neither nbf nor iat", token_at("clock", None, None)),
+    ];
+    for (case, token) in &accepted {
+        let (status, body) = viewer_with(&app, Some(&format!("Bearer {token}")), None).await;
+        assert_eq!(status, 200, "{case}: {body}");
+        assert!(
+            body["data"]["viewer"]["user"]["id"].is_string(),
+            "{case}: {body}"
+        );
+    }
+}
+
+/// A person signed in with an HS256 token carrying `email` as is (no `email_verified`, as
+/// `deskgraph token --email` mints them).
+fn person(subject: &str, email: Option<&str>) -> Caller {
+    let token = mint_token(TEST_SECRET, subject, email, Some(subject), None, 3600).unwrap();
+    Caller {
+        subject: subject.into(),
+        ..Caller::key(&token)
+    }
+}
+
+/// What the database holds for an invitation and the organization's audit trail, read as the owner
+/// role (bypassing RLS): (accepted_at is set, memberships of `subject` in `org`, audit entries).
+async fn invitation_state(
+    app: &TestApp,
+    org: Uuid,
+    email: &str,
+    subject: &str,
+) -> (bool, i64, i64) {
+    let admin = app.db.admin().await;
+    let accepted: bool = admin
+        .query_one(
+            "select bool_or(accepted_at is not null) from invitations where org_id = $1 and email = $2",
+            &[&org, &email],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let memberships: i64 = admin
+        .query_one(
+            "select count(*) from memberships m join users u on u.id = m.user_id
+              where m.org_id = $1 and u.subject = $2",
+            &[&org, &subject],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let audit: i64 = admin
+        .query_one("select count(*) from audit_log where org_id = $1", &[&org])
+        .await
+        .unwrap()
+        .get(0);
+    (accepted, memberships, audit)
+}
+
+#[tokio::test]
+async fn only_the_invited_email_accepts_and_a_refusal_leaves_the_invitation_usable() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let (_, body) = invite(&app, &org.admin, "sam@initech.example", "AGENT").await;
+    let token = body["data"]["inviteMember"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = invitation_state(&app, org.id, "sam@initech.example", "sam").await;
+    assert_eq!((before.0, before.1), (false, 0));
+
+    // Someone else holding the token, and someone whose token carries no e-mail, are refused with
+    // the invited address masked.
+    for (who, caller, why) in [
+        (
+            "another person",
+            person("mallory", Some("mallory@initech.example")),
+            "sign in with that e-mail address",
+        ),
+        (
+            "a token without e-mail",
+            person("anon", None),
+            "carries no e-mail address",
+        ),
+        (
+            "a look-alike address",
+            person("sam2", Some("sam@initech.example.evil")),
+            "sign in with that e-mail address",
+        ),
+    ] {
+        let (status, body) = app.post(&caller, ACCEPT, json!({"t": token})).await;
+        assert_eq!(status, 200, "{who}: {body}");
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("FORBIDDEN"),
+            "{who}: {body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("s***@initech.example"), "{who}: {message}");
+        assert!(message.contains(why), "{who}: {message}");
+        assert!(
+            !body.to_string().contains("sam@"),
+            "{who} must not see the address: {body}"
+        );
+        assert!(
+            !body.to_string().contains(&org.id.to_string()),
+            "{who}: {body}"
+        );
+        assert!(body["data"].is_null(), "{who}: {body}");
+        let mut in_org = caller.clone();
+        in_org.org = Some(org.id);
+        let (status, _) = app.post(&in_org, "{ viewer { role } }", json!({})).await;
+        assert_eq!(status, 403, "{who} did not join");
+    }
+    // Nothing changed: the invitation is pending, nobody joined, the audit trail has no new entry.
+    assert_eq!(
+        invitation_state(&app, org.id, "sam@initech.example", "mallory").await,
+        (false, 0, before.2)
+    );
+    let pending = app
+        .ok(&org.admin, "{ invitations { email } }", json!({}))
+        .await;
+    assert_eq!(
+        pending["invitations"],
+        json!([{"email": "sam@initech.example"}])
+    );
+
+    // The invited person still accepts it, whatever the case and spacing of their token's address.
+    let sam = person("sam", Some("  Sam@Initech.EXAMPLE "));
+    let data = app.ok(&sam, ACCEPT, json!({"t": token})).await;
+    assert_eq!(data["acceptInvitation"]["role"], "AGENT");
+    assert_eq!(
+        data["acceptInvitation"]["organization"]["id"],
+        org.id.to_string()
+    );
+    let after = invitation_state(&app, org.id, "sam@initech.example", "sam").await;
+    assert_eq!((after.0, after.1), (true, 1));
+    assert!(after.2 > before.2, "the acceptance is audited");
+    let data = app
+        .ok(
+            &sam.clone().in_org(org.id),
+            "{ viewer { role } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["viewer"]["role"], "AGENT");
+    // Spent now, for everyone.
+    assert_eq!(
+        app.err(&sam, ACCEPT, json!({"t": token})).await,
+        "NOT_FOUND"
+    );
+}
+
+#[tokio::test]
+async fn with_binding_off_whoever_holds_the_token_accepts() {
+    let mut cfg = crate::common::server_config();
+    cfg.invitations_bind_email = false;
+    let app = TestApp::spawn_with(cfg).await;
+    let org = org_fixture(&app, "acme").await;
+    let (_, body) = invite(&app, &org.admin, "sam@initech.example", "VIEWER").await;
+    let token = body["data"]["inviteMember"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A token from an identity provider without e-mails.
+    let holder = person("holder", None);
+    let data = app.ok(&holder, ACCEPT, json!({"t": token})).await;
+    assert_eq!(data["acceptInvitation"]["role"], "VIEWER");
+    let state = invitation_state(&app, org.id, "sam@initech.example", "holder").await;
+    assert_eq!((state.0, state.1), (true, 1));
 }

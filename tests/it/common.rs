@@ -233,12 +233,15 @@ pub fn server_config() -> ServerConfig {
         jwt_issuer: String::new(),
         jwks_url: String::new(),
         jwt_audience: String::new(),
+        invitations_bind_email: true,
         cors_origins: "https://desk.example".into(),
         max_body_bytes: 1_048_576,
         max_depth: 15,
         max_complexity: 5_000,
         persisted_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/schema/persisted").into(),
         rate_limit_per_minute: 0,
+        rate_limit_floor_per_minute: 10,
+        instance_heartbeat_secs: 0,
         // Tests grant allowances explicitly (billing::allowance::grant_due), not on a timer.
         allowance_interval_secs: 0,
         shutdown: deskgraph::config::ShutdownConfig {

@@ -214,7 +214,8 @@ async fn a_user_in_two_orgs_sees_each_only_when_acting_in_it() {
     let token = app
         .ok(
             &b.owner,
-            "mutation { inviteMember(input: {email: \"a@x.example\", role: VIEWER}) { token } }",
+            // Sent to the address the agent signs in with: only they may accept it.
+            "mutation { inviteMember(input: {email: \"acme-agent@people.example\", role: VIEWER}) { token } }",
             json!({}),
         )
         .await["inviteMember"]["token"]

@@ -207,3 +207,133 @@ async fn a_rotated_key_is_fetched_on_first_sight_and_unknown_kids_do_not_hammer_
     .await;
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
 }
+
+/// A token signed by `key` (kid `key-1`) with exactly these claims, plus `iss` and a 10-minute `exp`
+/// unless given.
+fn sign_claims(key: &IdpKey, mut claims: Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key.kid.clone());
+    let obj = claims.as_object_mut().unwrap();
+    obj.entry("iss").or_insert(json!("https://idp.example/"));
+    obj.entry("exp")
+        .or_insert(json!(chrono::Utc::now().timestamp() + 600));
+    jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
+}
+
+#[tokio::test]
+async fn identity_provider_tokens_honour_nbf_and_iat_with_the_leeway() {
+    let key = new_key("key-1");
+    let idp = idp(vec![key.jwk.clone()]).await;
+    let app = app_with(&idp).await;
+    let now = chrono::Utc::now().timestamp();
+    let refused = [
+        (
+            "nbf an hour ahead",
+            json!({"sub": "u", "nbf": now + 3600}),
+            "token is not valid yet",
+        ),
+        (
+            "iat an hour ahead",
+            json!({"sub": "u", "iat": now + 3600}),
+            "token was issued in the future",
+        ),
+    ];
+    for (what, claims, message) in refused {
+        let (status, body) = app
+            .post(
+                &bearer(sign_claims(&key, claims)),
+                "{ viewer { role } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{what}"
+        );
+        assert_eq!(body["errors"][0]["message"], message, "{what}: {body}");
+    }
+    for (what, claims) in [
+        ("nbf 10 s ahead", json!({"sub": "u", "nbf": now + 10})),
+        ("iat 10 s ahead", json!({"sub": "u", "iat": now + 10})),
+        (
+            "nbf and iat in the past",
+            json!({"sub": "u", "nbf": now - 60, "iat": now - 3600}),
+        ),
+    ] {
+        let (status, body) = app
+            .post(
+                &bearer(sign_claims(&key, claims)),
+                "{ viewer { user { id } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert!(
+            body["data"]["viewer"]["user"]["id"].is_string(),
+            "{what}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_identity_provider_must_not_say_the_invited_email_is_unverified() {
+    let key = new_key("key-1");
+    let idp = idp(vec![key.jwk.clone()]).await;
+    let app = app_with(&idp).await;
+    let org = crate::common::org_fixture(&app, "acme").await;
+    let invite =
+        "mutation($e: String!) { inviteMember(input: {email: $e, role: AGENT}) { token } }";
+    let accept = "mutation($t: String!) { acceptInvitation(token: $t) { role } }";
+    let token = |email: &'static str| {
+        let admin = org.admin.clone();
+        let app = &app;
+        async move {
+            app.ok(&admin, invite, json!({"e": email})).await["inviteMember"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let ida = token("ida@idp.example").await;
+
+    // The right address, but not verified by the provider (as a boolean or as a string): refused.
+    for verified in [json!(false), json!("false")] {
+        let unverified = sign_claims(
+            &key,
+            json!({"sub": "ida", "email": "ida@idp.example", "email_verified": verified}),
+        );
+        let (status, body) = app
+            .post(&bearer(unverified), accept, json!({"t": ida}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(error_code(&body).as_deref(), Some("FORBIDDEN"), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("i***@idp.example"), "{message}");
+        assert!(message.contains("not verified"), "{message}");
+    }
+    // Verified, she joins with the same token.
+    let verified = sign_claims(
+        &key,
+        json!({"sub": "ida", "email": "ida@idp.example", "email_verified": true}),
+    );
+    let data = app.ok(&bearer(verified), accept, json!({"t": ida})).await;
+    assert_eq!(data["acceptInvitation"]["role"], "AGENT");
+
+    // A provider that does not send `email_verified` at all is taken at its word.
+    let joe = token("joe@idp.example").await;
+    let no_claim = sign_claims(&key, json!({"sub": "joe", "email": "Joe@IDP.example"}));
+    let data = app.ok(&bearer(no_claim), accept, json!({"t": joe})).await;
+    assert_eq!(data["acceptInvitation"]["role"], "AGENT");
+
+    let members = app
+        .ok(
+            &org.owner,
+            "{ members { totalCount } invitations { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(members["members"]["totalCount"], 6, "{members}");
+    assert_eq!(members["invitations"], json!([]));
+}

@@ -52,12 +52,16 @@ async fn listing_fifty_tickets_issues_as_many_statements_as_listing_five() {
         let creds = Credentials::User {
             subject: org.agent.subject.clone(),
             email: None,
+            email_verified: None,
             name: None,
             org_id: Some(org.id),
         };
         let request =
             Request::new(LIST).variables(async_graphql::Variables::from_json(json!({"n": n})));
-        let outcome = state.engine.execute(creds, request, false, None).await;
+        let outcome = state
+            .engine
+            .execute(creds, request, false, None, None)
+            .await;
         assert!(
             outcome.response.errors.is_empty(),
             "{:?}",

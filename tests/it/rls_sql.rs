@@ -1090,12 +1090,14 @@ async fn the_runtime_role_can_execute_only_the_granted_auth_private_functions() 
         .map(|r| r.get(0))
         .collect();
     let allowed: BTreeSet<String> = [
-        "auth_private.accept_invitation(bytea)",
+        "auth_private.accept_invitation(bytea,text)",
         "auth_private.authenticate_api_key(bytea)",
         "auth_private.authenticate_user(text,text,text,uuid)",
         "auth_private.can_add_member(uuid)",
         "auth_private.claim_jobs(text,text[],integer,integer)",
         "auth_private.extend_job_leases(text,uuid[],integer)",
+        "auth_private.instance_heartbeat(uuid,integer)",
+        "auth_private.instance_leave(uuid)",
         "auth_private.organizations_due_allowance(uuid,integer)",
         "auth_private.prune_jobs(integer,integer)",
         "auth_private.release_jobs(text,uuid[],integer[])",

@@ -9,9 +9,39 @@ use super::organization::Organization;
 use super::user::{User, load_user};
 use crate::authz::{Object as Obj, Role};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{email_field, parse_id, session};
-use crate::identity::auth::{hash_secret, new_secret};
+use crate::graphql::{email_field, handle, parse_id, session};
+use crate::identity::auth::{InvitationBinding, hash_secret, new_secret};
 use crate::identity::repo;
+
+/// Refusal of an invitation meant for someone else: names the invited address, masked, and why the
+/// caller does not match it.
+fn wrong_person(binding: &InvitationBinding, invited_email: &str) -> AppError {
+    let invited = mask_email(invited_email);
+    AppError::forbidden(match binding {
+        InvitationBinding::Unverified => format!(
+            "this invitation is for {invited}, and your identity provider has not verified your \
+             e-mail address"
+        ),
+        InvitationBinding::NoEmail => {
+            format!("this invitation is for {invited}, and your sign-in carries no e-mail address")
+        }
+        InvitationBinding::Email(_) | InvitationBinding::Off => format!(
+            "this invitation is for {invited}; sign in with that e-mail address to accept it"
+        ),
+    })
+}
+
+/// `sam@initech.example` → `s***@initech.example`: enough for the right person to recognise the
+/// address, not enough for anyone else to learn it.
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first = local.chars().next().map(String::from).unwrap_or_default();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
 
 /// Days an invitation stays valid.
 const INVITATION_TTL_DAYS: i32 = 7;
@@ -141,12 +171,16 @@ impl InvitationMutation {
             .ok_or(AppError::NotFound("invitation"))
     }
 
-    /// Accepts an invitation for the signed-in user. Works without an organization chosen.
+    /// Accepts an invitation for the signed-in user, who must be signed in with the invited e-mail
+    /// address (unless the server does not bind invitations to e-mails). Works without an
+    /// organization chosen.
     async fn accept_invitation(&self, ctx: &Context<'_>, token: String) -> AppResult<Membership> {
         let s = session(ctx)?;
         s.user_id()?; // invitations are accepted by people, for themselves
+        let binding = handle::<InvitationBinding>(ctx)?;
+        let token_hash = hash_secret(token.trim());
         let (org_id, role) =
-            match repo::accept_invitation(&s.tx, &hash_secret(token.trim())).await? {
+            match repo::accept_invitation(&s.tx, &token_hash, binding.bound_email()).await? {
                 repo::Acceptance::Accepted { org_id, role }
                 | repo::Acceptance::AlreadyMember { org_id, role } => (org_id, role),
                 repo::Acceptance::Expired => {
@@ -156,6 +190,9 @@ impl InvitationMutation {
                     ));
                 }
                 repo::Acceptance::Invalid => return Err(AppError::NotFound("invitation")),
+                repo::Acceptance::WrongPerson { invited_email } => {
+                    return Err(wrong_person(binding, &invited_email));
+                }
             };
         // The new membership makes the organization visible to its member.
         let org = repo::my_organizations(&s.tx)
@@ -167,5 +204,18 @@ impl InvitationMutation {
             organization: org.into(),
             role,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_email;
+
+    #[test]
+    fn masked_emails_keep_the_first_character_and_the_domain() {
+        assert_eq!(mask_email("sam@initech.example"), "s***@initech.example");
+        assert_eq!(mask_email("s@initech.example"), "s***@initech.example");
+        assert_eq!(mask_email("émile@x.example"), "é***@x.example");
+        assert_eq!(mask_email("no-at-sign"), "***");
     }
 }

@@ -110,18 +110,35 @@ pub async fn pending_invitations(tx: &TenantTx) -> AppResult<Vec<InvitationRow>>
 
 /// Outcome of `auth_private.accept_invitation`.
 pub enum Acceptance {
-    Accepted { org_id: Uuid, role: Role },
-    AlreadyMember { org_id: Uuid, role: Role },
+    Accepted {
+        org_id: Uuid,
+        role: Role,
+    },
+    AlreadyMember {
+        org_id: Uuid,
+        role: Role,
+    },
     Expired,
     Invalid,
+    /// The invitation is for another e-mail (unmasked: mask it before showing it). Nothing was written.
+    WrongPerson {
+        invited_email: String,
+    },
 }
 
-/// Accepts for the transaction's user (`app.user_id`).
-pub async fn accept_invitation(tx: &TenantTx, token_hash: &[u8]) -> AppResult<Acceptance> {
+/// Accepts for the transaction's user (`app.user_id`). `bound_email` is the caller's verified e-mail,
+/// normalized (an invitation for any other is refused as [`Acceptance::WrongPerson`]; `""` matches
+/// none), or `None` when invitations are not bound to e-mails.
+pub async fn accept_invitation(
+    tx: &TenantTx,
+    token_hash: &[u8],
+    bound_email: Option<&str>,
+) -> AppResult<Acceptance> {
     let rows = tx
         .query_raw(
-            "select org_id, role, outcome from auth_private.accept_invitation($1)",
-            &[&token_hash],
+            "select org_id, role, outcome, invited_email
+               from auth_private.accept_invitation($1, $2)",
+            &[&token_hash, &bound_email],
         )
         .await
         .and_then(|rows| {
@@ -150,6 +167,11 @@ pub async fn accept_invitation(tx: &TenantTx, token_hash: &[u8]) -> AppResult<Ac
             Acceptance::AlreadyMember { org_id, role }
         }
         "expired" => Acceptance::Expired,
+        "wrong_person" => Acceptance::WrongPerson {
+            invited_email: row
+                .try_get::<_, Option<String>>(3)?
+                .ok_or_else(|| anyhow::anyhow!("accept_invitation returned no invited e-mail"))?,
+        },
         _ => Acceptance::Invalid,
     })
 }
