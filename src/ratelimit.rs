@@ -5,12 +5,18 @@
 //! `internal.server_instances` every few seconds ([`Fleet`], migration V7) and enforces
 //! `limit / live instances` of it locally (never below a floor). When an instance joins, leaves or
 //! dies (its announcement expires after three periods), the others rebalance at their next
-//! heartbeat. Between two heartbeats the fleet can let through up to one extra burst per instance
-//! that joined; a rebalance starts each organization with a fresh burst of the new share.
+//! heartbeat; between two heartbeats the fleet can let through one extra burst per instance that
+//! joined.
+//!
+//! Rebalancing keeps every organization's spent budget: the limiter counts in cells, its quota is
+//! the whole fleet limit (scaled by [`SCALE`] for precision), and a request costs
+//! `limit × SCALE / share` cells. A new share changes the cost of the next request, never the state,
+//! so instances coming and going (even a tenant starving one instance's heartbeat) cannot hand
+//! anyone a fresh burst.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -24,6 +30,10 @@ use crate::error::{AppError, AppResult, DbContext as _};
 /// How often (in checks) idle keys are forgotten, bounding the limiter's memory.
 const PRUNE_EVERY: u64 = 4096;
 
+/// Cells per request at a share of the whole limit: costs are whole cells, so shares that do not
+/// divide the limit are kept to within 1/64 of a request.
+const SCALE: u32 = 64;
+
 /// Statement timeout of a heartbeat.
 const HEARTBEAT_TIMEOUT_MS: u64 = 5_000;
 
@@ -36,12 +46,12 @@ pub struct OrgRateLimiter {
     instances: AtomicU32,
     /// This instance's share of `per_minute`.
     share: AtomicU32,
-    limiter: RwLock<Option<Arc<DefaultKeyedRateLimiter<Uuid>>>>,
+    /// Cells one request costs at this share.
+    cost: AtomicU32,
+    /// Cells per minute: `per_minute` × the scale (bursts of as many).
+    cells: u32,
+    limiter: Option<DefaultKeyedRateLimiter<Uuid>>,
     checks: AtomicU64,
-}
-
-fn keyed(per_minute: u32) -> Option<Arc<DefaultKeyedRateLimiter<Uuid>>> {
-    NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n))))
 }
 
 impl OrgRateLimiter {
@@ -54,12 +64,18 @@ impl OrgRateLimiter {
 
     /// Like [`new`](Self::new); this instance never enforces less than `floor` per minute.
     pub fn with_floor(per_minute: u32, floor: u32) -> Self {
+        // The scale shrinks for limits so large that the cells would not fit a u32.
+        let scale = SCALE.min(u32::MAX / per_minute.max(1)).max(1);
+        let cells = per_minute.saturating_mul(scale);
+        let limiter = NonZeroU32::new(cells).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         Self {
             per_minute,
             floor: floor.clamp(1, per_minute.max(1)),
             instances: AtomicU32::new(1),
             share: AtomicU32::new(per_minute),
-            limiter: RwLock::new(keyed(per_minute)),
+            cost: AtomicU32::new(scale),
+            cells,
+            limiter,
             checks: AtomicU64::new(0),
         }
     }
@@ -77,11 +93,14 @@ impl OrgRateLimiter {
         let instances = instances.max(1);
         self.instances.store(instances, Ordering::Relaxed);
         let share = self.share_for(instances);
+        if share == 0 {
+            return;
+        }
+        // share ≤ per_minute, so the cost is at least the scale and at most all the cells.
+        let cost = (self.cells / share).clamp(1, self.cells.max(1));
+        self.cost.store(cost, Ordering::Relaxed);
         if self.share.swap(share, Ordering::Relaxed) != share {
             tracing::info!(instances, share_per_minute = share, "rate limit rebalanced");
-            if let Ok(mut limiter) = self.limiter.write() {
-                *limiter = keyed(share);
-            }
         }
     }
 
@@ -97,23 +116,26 @@ impl OrgRateLimiter {
 
     /// Counts one request for `key` (an organization, or a user acting without one).
     pub fn check(&self, key: Uuid) -> AppResult<()> {
-        let limiter = match self.limiter.read() {
-            Ok(limiter) => limiter.clone(),
-            // A panic while rebuilding cannot leave a half-built limiter; refuse nothing.
-            Err(_) => None,
-        };
-        let Some(limiter) = limiter else {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
         };
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             limiter.retain_recent();
         }
-        limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AppError::RateLimited {
-                retry_after_secs: wait.as_secs().max(1),
+        let cost = NonZeroU32::new(self.cost.load(Ordering::Relaxed)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&key, cost) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(AppError::RateLimited {
+                    retry_after_secs: wait.as_secs().max(1),
+                })
             }
-        })
+            // A cost above the burst cannot happen (share ≥ 1); refuse rather than let it through.
+            Err(_) => Err(AppError::RateLimited {
+                retry_after_secs: 60,
+            }),
+        }
     }
 }
 
@@ -255,5 +277,33 @@ mod tests {
         limiter.check(key).unwrap();
         limiter.check(key).unwrap();
         assert!(limiter.check(key).is_err(), "two of four per instance");
+    }
+
+    #[test]
+    fn rebalancing_keeps_what_each_organization_has_spent() {
+        let limiter = OrgRateLimiter::new(6);
+        limiter.set_instances(3);
+        let key = Uuid::new_v4();
+        // Half of this instance's share of two.
+        limiter.check(key).unwrap();
+        // The others leave: the share grows to six, and half of it is still spent (no fresh burst).
+        limiter.set_instances(1);
+        assert_eq!(limiter.share(), 6);
+        let granted = (0..10).filter(|_| limiter.check(key).is_ok()).count();
+        assert_eq!(granted, 3, "the unspent half of six");
+        // Flapping back and forth hands out nothing new either.
+        limiter.set_instances(3);
+        limiter.set_instances(1);
+        assert!(limiter.check(key).is_err());
+    }
+
+    #[test]
+    fn huge_limits_do_not_overflow_the_cells() {
+        let limiter = OrgRateLimiter::new(u32::MAX);
+        limiter.set_instances(2);
+        let key = Uuid::new_v4();
+        for _ in 0..1_000 {
+            limiter.check(key).unwrap();
+        }
     }
 }

@@ -148,6 +148,7 @@ async fn two_instances_share_one_fleet_wide_limit_and_one_takes_it_all_when_the_
     // Fixtures through a server of its own with no limit and no announcements (not in the fleet).
     let app = TestApp::spawn().await;
     let org = crate::common::org_fixture(&app, "acme").await;
+    let other = crate::common::org_fixture(&app, "globex").await;
 
     let mut cfg = crate::common::server_config();
     cfg.rate_limit_per_minute = 120;
@@ -203,14 +204,21 @@ async fn two_instances_share_one_fleet_wide_limit_and_one_takes_it_all_when_the_
     );
     assert_eq!(accepted + refused, 400);
 
-    // B stops (and leaves): A takes the whole limit at its next heartbeat, with a fresh burst.
+    // B stops (and leaves): A takes the whole limit at its next heartbeat. What Acme spent stays
+    // spent (rebalancing hands out no fresh burst); another organization gets the whole 120 on A
+    // alone, where it would have got 60 before.
     b.stop().await.expect("B stops");
     eventually("A takes the whole limit", || {
         limit_a.instances() == 1 && limit_a.share() == 120
     })
     .await;
+    let (accepted, _) = spend(&app.http, &[&base_a], &org.agent, 20).await;
+    assert!(
+        accepted <= 10,
+        "Acme's spent budget came back: {accepted} of 20 accepted"
+    );
     let started = std::time::Instant::now();
-    let (accepted, refused) = spend(&app.http, &[&base_a], &org.agent, 200).await;
+    let (accepted, refused) = spend(&app.http, &[&base_a], &other.agent, 200).await;
     let refill = (started.elapsed().as_secs() as usize + 1) * 2 + 2;
     eprintln!(
         "one instance: {accepted} accepted, {refused} refused in {:?}",
