@@ -19,10 +19,17 @@ pub enum JobError {
     Fenced,
 }
 
+/// What a failed attempt records (on the job, and on an analysis as `TicketAnalysis.error`) when its
+/// cause was internal: the cause itself (SQL, driver text) goes to the log only, in the job's span.
+pub const INTERNAL_FAILURE: &str = "internal error (details in the server log)";
+
 impl From<AppError> for JobError {
     fn from(err: AppError) -> Self {
         match err {
-            AppError::Internal(cause) => JobError::Retry(format!("{cause:#}")),
+            AppError::Internal(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "job attempt failed");
+                JobError::Retry(INTERNAL_FAILURE.to_owned())
+            }
             other => JobError::Retry(other.to_string()),
         }
     }
@@ -97,5 +104,23 @@ pub trait Handler: Send + Sync + 'static {
         _discarded: bool,
     ) -> BoxFuture<'a, AppResult<()>> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_causes_stay_in_the_log_and_user_errors_keep_their_text() {
+        let internal: AppError = anyhow::anyhow!("relation \"tickets\" does not exist").into();
+        let JobError::Retry(recorded) = JobError::from(internal) else {
+            panic!("an internal error is retried");
+        };
+        assert_eq!(recorded, INTERNAL_FAILURE);
+        let JobError::Retry(recorded) = JobError::from(AppError::NotFound("ticket")) else {
+            panic!("retried");
+        };
+        assert_eq!(recorded, "ticket not found");
     }
 }
