@@ -49,6 +49,22 @@ pub enum Command {
         #[command(flatten)]
         shutdown: ShutdownConfig,
     },
+    /// Queue a re-index of ticket vectors into the current Qdrant collection (that of the embedding
+    /// model and dimension), for one organization or all; the job workers (`worker`, or `serve`) run
+    /// it batch by batch, embedding only tickets whose vector is missing or of an older text.
+    Reindex {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        ai: AiConfig,
+        /// Only this organization (otherwise every organization, listed with DATABASE_ADMIN_URL).
+        #[arg(long)]
+        org: Option<Uuid>,
+        /// Tickets per job run (one embedder call each).
+        #[arg(long, default_value_t = crate::ai::reindex::DEFAULT_BATCH,
+              value_parser = clap::value_parser!(i64).range(1..=crate::ai::reindex::MAX_BATCH))]
+        batch_size: i64,
+    },
     /// Create the database if missing, apply migrations and create the runtime role (DATABASE_ADMIN_URL).
     Migrate {
         #[command(flatten)]
@@ -141,6 +157,38 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             crate::http::shutdown_signal().await;
             tracing::info!("shutting down job workers");
             workers.shutdown(shutdown.grace()).await;
+            Ok(())
+        }
+        Command::Reindex {
+            db,
+            ai,
+            org,
+            batch_size,
+        } => {
+            anyhow::ensure!(
+                !ai.qdrant_url.is_empty(),
+                "reindex needs Qdrant: set QDRANT_URL (its gRPC URL, e.g. http://localhost:6334); \
+                 without it similar tickets come from PostgreSQL full-text search and there is \
+                 nothing to re-index"
+            );
+            // Checks the settings the workers use, and creates the collection when missing.
+            let pipeline = Ai::from_config(&ai, crate::jobs::DEFAULT_MAX_ATTEMPTS).await?;
+            let collection = pipeline
+                .index
+                .as_ref()
+                .map(|i| i.collection().to_owned())
+                .unwrap_or_default();
+            let queued = crate::ai::reindex::queue(&db, org, batch_size).await?;
+            println!(
+                "queued a re-index of {} organization(s) into Qdrant collection {collection}{}; \
+                 the job workers run it",
+                queued.queued,
+                if queued.already > 0 {
+                    format!(" ({} already under way)", queued.already)
+                } else {
+                    String::new()
+                },
+            );
             Ok(())
         }
         Command::Migrate { db } => {

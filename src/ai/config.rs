@@ -72,13 +72,25 @@ pub struct AiConfig {
     )]
     pub qdrant_api_key: Secret,
 
-    /// Qdrant collection holding ticket vectors (created at start-up when missing).
+    /// Prefix of the Qdrant collection holding ticket vectors: the collection is
+    /// `{prefix}__{embedding model}__{dimension}` (the model lowercased, other characters than ASCII
+    /// letters and digits as `_`), created at start-up when missing, so vectors of another model or
+    /// dimension are never compared. After changing the model, fill it with `deskgraph reindex`.
     #[arg(
         long,
         env = "DESKGRAPH_QDRANT_COLLECTION",
         default_value = "deskgraph_tickets"
     )]
     pub qdrant_collection: String,
+
+    /// Milliseconds a similar-tickets search may wait for Qdrant; past it (or when Qdrant is down) the
+    /// answer comes from PostgreSQL full-text search instead.
+    #[arg(
+        long,
+        env = "DESKGRAPH_QDRANT_SEARCH_TIMEOUT_MS",
+        default_value_t = 500
+    )]
+    pub qdrant_search_timeout_ms: u64,
 }
 
 impl Default for AiConfig {
@@ -95,6 +107,7 @@ impl Default for AiConfig {
             qdrant_url: String::new(),
             qdrant_api_key: Secret::default(),
             qdrant_collection: "deskgraph_tickets".to_owned(),
+            qdrant_search_timeout_ms: 500,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -114,18 +114,31 @@ impl TicketAnalysis {
     }
 }
 
+/// Which search found a similar ticket.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimilaritySource {
+    /// Nearest embeddings in Qdrant.
+    Vector,
+    /// PostgreSQL full-text search on the ticket's words: Qdrant is not configured, is down or slow,
+    /// or holds no vector of the ticket yet.
+    FullText,
+}
+
 /// A ticket like another one, with how alike they are (higher is closer).
 #[derive(SimpleObject)]
 pub struct SimilarTicket {
     pub score: f64,
     pub ticket: Ticket,
+    /// Which search found it (scores of the two are not comparable).
+    pub source: SimilaritySource,
 }
 
-impl From<Similar> for SimilarTicket {
-    fn from(s: Similar) -> Self {
+impl SimilarTicket {
+    fn new(s: Similar, source: SimilaritySource) -> Self {
         Self {
             score: s.score,
             ticket: Ticket(s.ticket),
+            source,
         }
     }
 }
@@ -134,7 +147,8 @@ impl From<Similar> for SimilarTicket {
 pub const SIMILAR_MAX: i32 = 20;
 
 /// Similar tickets of `ticket_id` among `statuses`, from Qdrant when configured (falling back to
-/// full-text search while the ticket has no vector), hydrated under the caller's RLS.
+/// full-text search while the ticket has no vector, or when Qdrant fails or does not answer within
+/// `DESKGRAPH_QDRANT_SEARCH_TIMEOUT_MS`), hydrated under the caller's RLS.
 pub async fn similar_tickets(
     ctx: &Context<'_>,
     ticket_id: Uuid,
@@ -157,25 +171,37 @@ pub async fn similar_tickets(
     // Ask for a few more than needed: hydration may drop hits whose status changed meanwhile.
     let want = limit * 2 + 2;
     let mut hits = None;
-    if let Some(index) = &ai(ctx)?.index {
-        match index.nearest(org, ticket_id, statuses, want as u64).await {
-            Ok(found) => hits = found,
-            Err(err) => {
+    let ai = ai(ctx)?;
+    if let Some(index) = &ai.index {
+        // Bounded: Qdrant down or slow is no error, full-text search answers instead.
+        let search = index.nearest(org, ticket_id, statuses, want as u64);
+        match tokio::time::timeout(ai.search_timeout, search).await {
+            Ok(Ok(found)) => hits = found,
+            Ok(Err(err)) => {
                 tracing::warn!(
                     error = format!("{err:#}"),
                     "Qdrant search failed; using full-text search"
                 );
             }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = ai.search_timeout.as_millis() as u64,
+                    "Qdrant search timed out; using full-text search"
+                );
+            }
         }
     }
-    let hits = match hits {
-        Some(hits) => hits,
-        None => vectors::fulltext_hits(&s.tx, ticket_id, statuses, want as i64).await?,
+    let (hits, source) = match hits {
+        Some(hits) => (hits, SimilaritySource::Vector),
+        None => (
+            vectors::fulltext_hits(&s.tx, ticket_id, statuses, want as i64).await?,
+            SimilaritySource::FullText,
+        ),
     };
     Ok(vectors::hydrate(&s.tx, &hits, statuses, limit)
         .await?
         .into_iter()
-        .map(SimilarTicket::from)
+        .map(|similar| SimilarTicket::new(similar, source))
         .collect())
 }
 

@@ -4,23 +4,29 @@
 //!   model, the embedder and the Qdrant upsert are called with no transaction or connection held;
 //!   one transaction, fenced by the run's attempt, completes the job, captures the actual cost
 //!   (releasing the rest of the hold), records the result and applies the priority.
+//!   When the embedder or Qdrant fails, the analysis completes anyway and that transaction queues an
+//!   `upsert_ticket_vector` job instead, so the vector is stored once Qdrant is back.
 //! - [`ResumeAnalyses`] holds for and queues the analyses that waited for credits, oldest first.
 //! - [`SyncTicketVector`] keeps a ticket's Qdrant payload in step with the ticket.
+//! - [`UpsertTicketVector`] embeds a ticket's current text and stores it in Qdrant (after an outage,
+//!   or an edit of the text).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use super::repo;
-use super::request::{Queued, content_hash, hold_and_enqueue};
+use super::request::{Queued, content_hash, hold_and_enqueue, queue_vector_upsert};
 use super::{Ai, ProviderError};
 use crate::billing::repo as billing;
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult};
-use crate::jobs::kinds::{ANALYZE_TICKET, RESUME_ANALYSES, SYNC_TICKET_VECTOR};
+use crate::jobs::kinds::{
+    ANALYZE_TICKET, RESUME_ANALYSES, SYNC_TICKET_VECTOR, UPSERT_TICKET_VECTOR,
+};
 use crate::jobs::{self, BoxFuture, Handler, Job, JobContext, JobError};
-use crate::support::repo as support;
+use crate::support::repo::{self as support, TicketRow};
 
 fn arg_uuid(job: &Job, name: &str) -> Result<Uuid, JobError> {
     job.args
@@ -43,7 +49,31 @@ pub fn handlers(ai: &Arc<Ai>) -> Vec<Arc<dyn Handler>> {
         Arc::new(AnalyzeTicket { ai: ai.clone() }),
         Arc::new(ResumeAnalyses { ai: ai.clone() }),
         Arc::new(SyncTicketVector { ai: ai.clone() }),
+        Arc::new(UpsertTicketVector { ai: ai.clone() }),
+        Arc::new(super::reindex::ReindexVectors { ai: ai.clone() }),
     ]
+}
+
+/// Embeds `ticket`'s title and description and stores the vector in Qdrant (when configured), with
+/// no transaction held; the embedding's tokens, or why it failed.
+async fn store_vector(ai: &Ai, org_id: Uuid, ticket: &TicketRow) -> Result<Option<u32>, String> {
+    let Some(index) = &ai.index else {
+        return Ok(None);
+    };
+    let embedded = ai
+        .embed(&[format!("{}\n{}", ticket.title, ticket.description)])
+        .await
+        .map_err(|e| format!("embedding failed: {e}"))?;
+    let vector = embedded
+        .vectors
+        .into_iter()
+        .next()
+        .ok_or_else(|| "the embedder returned no vector".to_owned())?;
+    index
+        .upsert(org_id, ticket, vector)
+        .await
+        .map_err(|e| format!("storing the vector in Qdrant failed: {e:#}"))?;
+    Ok(embedded.tokens)
 }
 
 /// Completes an analysis job that has nothing (more) to record, giving back `hold` when there is one.
@@ -90,25 +120,22 @@ impl AnalyzeTicket {
             .analyze(&ticket.title, &ticket.description)
             .await
             .map_err(provider_error)?;
+        // Qdrant down (or the embedder failing) does not fail the analysis: the vector is stored
+        // later by an `upsert_ticket_vector` job queued with the result.
         let mut embedding_tokens = None;
-        if let Some(index) = &self.ai.index {
-            let embedded = self
-                .ai
-                .embed(&[format!("{}\n{}", ticket.title, ticket.description)])
-                .await
-                .map_err(provider_error)?;
-            embedding_tokens = embedded.tokens;
-            let vector = embedded
-                .vectors
-                .into_iter()
-                .next()
-                .ok_or_else(|| JobError::Retry("the embedder returned no vector".to_owned()))?;
-            index
-                .upsert(job.org_id, &ticket, vector)
-                .await
-                .map_err(|e| {
-                    JobError::Retry(format!("storing the vector in Qdrant failed: {e:#}"))
-                })?;
+        let mut vector_stored = true;
+        if self.ai.index.is_some() {
+            match store_vector(&self.ai, job.org_id, &ticket).await {
+                Ok(tokens) => embedding_tokens = tokens,
+                Err(err) => {
+                    tracing::warn!(
+                        ticket = %ticket.id,
+                        error = err,
+                        "could not store the ticket's vector; an upsert_ticket_vector job will"
+                    );
+                    vector_stored = false;
+                }
+            }
         }
 
         // 3. One transaction: the job, the charge, the result and the ticket's priority.
@@ -145,6 +172,9 @@ impl AnalyzeTicket {
         )
         .await?;
         support::apply_ai_priority(&tx, ticket.id, result.priority).await?;
+        if !vector_stored {
+            queue_vector_upsert(&tx, ticket.id, Duration::ZERO).await?;
+        }
         jobs::complete(&tx, job).await?;
         tx.commit().await?;
         Ok(())
@@ -289,6 +319,51 @@ impl SyncTicketVector {
 impl Handler for SyncTicketVector {
     fn kind(&self) -> &'static str {
         SYNC_TICKET_VECTOR
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(self.run_job(ctx, job))
+    }
+}
+
+/// Embeds a ticket's current text and stores its vector (with a current payload) in Qdrant; a Qdrant
+/// or embedder failure retries with the queue's backoff. A ticket gone meanwhile has nothing to store
+/// (its `sync_ticket_vector` job deletes the point).
+pub struct UpsertTicketVector {
+    pub ai: Arc<Ai>,
+}
+
+impl UpsertTicketVector {
+    async fn current(ctx: &JobContext, job: &Job, id: Uuid) -> Result<Option<TicketRow>, JobError> {
+        let tx = ctx.tenant_tx(job).await?;
+        let ticket = support::ticket(&tx, id).await?;
+        tx.commit().await?;
+        Ok(ticket)
+    }
+
+    async fn run_job(&self, ctx: &JobContext, job: &Job) -> Result<(), JobError> {
+        let ticket_id = arg_uuid(job, "ticket_id")?;
+        let Some(ticket) = Self::current(ctx, job, ticket_id).await? else {
+            return ctx.finish(job).await;
+        };
+        store_vector(&self.ai, job.org_id, &ticket)
+            .await
+            .map_err(JobError::Retry)?;
+        // An edit that committed while we embedded merged into this (running) job: embed it too.
+        if let Some(now) = Self::current(ctx, job, ticket_id).await?
+            && content_hash(&now) != content_hash(&ticket)
+        {
+            return Err(JobError::Retry(
+                "the ticket's text changed while it was embedded".to_owned(),
+            ));
+        }
+        ctx.finish(job).await
+    }
+}
+
+impl Handler for UpsertTicketVector {
+    fn kind(&self) -> &'static str {
+        UPSERT_TICKET_VECTOR
     }
 
     fn run<'a>(&'a self, ctx: &'a JobContext, job: &'a Job) -> BoxFuture<'a, Result<(), JobError>> {

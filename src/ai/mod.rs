@@ -22,6 +22,7 @@ pub mod loaders;
 pub mod openai;
 pub mod price;
 pub mod provider;
+pub mod reindex;
 pub mod repo;
 pub mod request;
 pub mod vectors;

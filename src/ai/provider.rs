@@ -33,13 +33,16 @@ pub struct Ai {
     pub prices: Prices,
     /// Qdrant, when `QDRANT_URL` is set.
     pub index: Option<vectors::QdrantIndex>,
+    /// How long a similar-tickets search waits for Qdrant (`DESKGRAPH_QDRANT_SEARCH_TIMEOUT_MS`).
+    pub search_timeout: std::time::Duration,
     /// Attempts an analysis job gets (`DESKGRAPH_JOB_MAX_ATTEMPTS`).
     pub job_max_attempts: i32,
 }
 
 impl Ai {
-    /// Builds the pipeline from its settings. With Qdrant configured, makes sure its collection and
-    /// payload indexes exist (the dimension comes from the embedder).
+    /// Builds the pipeline from its settings. With Qdrant configured, makes sure the collection of
+    /// the embedding model and dimension (`{DESKGRAPH_QDRANT_COLLECTION}__{model}__{dimension}`; the
+    /// dimension comes from the embedder) and its payload indexes exist.
     pub async fn from_config(cfg: &AiConfig, job_max_attempts: i32) -> anyhow::Result<Arc<Self>> {
         let prices = Prices::parse(&cfg.prices)?;
         let analyzer = if cfg.openai_api_key.is_empty() {
@@ -51,6 +54,7 @@ impl Ai {
             analyzer,
             prices,
             index: None,
+            search_timeout: std::time::Duration::from_millis(cfg.qdrant_search_timeout_ms),
             job_max_attempts: job_max_attempts.clamp(1, 100),
         };
         if !cfg.qdrant_url.is_empty() {
@@ -62,7 +66,10 @@ impl Ai {
                 .first()
                 .map(Vec::len)
                 .context("the embedder returned no vector")?;
-            let index = vectors::QdrantIndex::connect(cfg).await?;
+            // One collection per embedding model and dimension: vectors of another model are
+            // never compared with these (`deskgraph reindex` fills a new collection).
+            let index =
+                vectors::QdrantIndex::connect(cfg, ai.embedding_model(), dimensions).await?;
             index.ensure_collection(dimensions).await?;
             ai.index = Some(index);
         }
@@ -85,6 +92,9 @@ impl Ai {
             analyzer: Analyzer::Builtin,
             prices: Prices::flat(1),
             index: None,
+            search_timeout: std::time::Duration::from_millis(
+                AiConfig::default().qdrant_search_timeout_ms,
+            ),
             job_max_attempts: crate::jobs::DEFAULT_MAX_ATTEMPTS,
         })
     }

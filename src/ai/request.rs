@@ -12,6 +12,10 @@
 //!    (fenced by attempt), captures the actual cost, records the result and applies the priority. A
 //!    stale run cannot complete, so a ticket is charged once whatever happens to workers.
 //! 3. A run that fails for good releases the hold and records the error.
+//! 4. A vector that could not be stored (Qdrant down) and an edit of a ticket's text (through
+//!    [`TicketFollowUp::text_changed`], debounced by [`REEMBED_DEBOUNCE`]) both queue
+//!    [`queue_vector_upsert`]: one `upsert_ticket_vector` job per ticket, which embeds the ticket's
+//!    current text and retries until Qdrant answers.
 //!
 //! The analysis id is the idempotency key that ties it together: the hold's ledger key is
 //! `hold:analysis:<id>`, the job carries the id, and every write is in the audit trail.
@@ -26,7 +30,7 @@ use super::repo::{self, AnalysisRow, AnalysisStatus};
 use crate::billing::repo as billing;
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult};
-use crate::jobs::kinds::{ANALYZE_TICKET, SYNC_TICKET_VECTOR};
+use crate::jobs::kinds::{ANALYZE_TICKET, SYNC_TICKET_VECTOR, UPSERT_TICKET_VECTOR};
 use crate::jobs::{self, NewJob};
 use crate::support::repo::{self as support, TicketRow};
 use crate::support::service::TicketFollowUp;
@@ -185,7 +189,37 @@ pub async fn queue_vector_sync(tx: &TenantTx, ai: &Ai, ticket_id: Uuid) -> AppRe
     Ok(())
 }
 
-/// Filing a ticket requests its analysis; a status change refreshes its vector payload.
+/// How long an edit's re-embedding waits, so that a burst of edits is embedded once (their jobs merge
+/// on the ticket id while the first one waits).
+pub const REEMBED_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Attempts of an `upsert_ticket_vector` job: with the queue's backoff (capped by
+/// `DESKGRAPH_JOB_BACKOFF_MAX_SECS`), enough to outlast a long Qdrant outage.
+pub const UPSERT_VECTOR_MAX_ATTEMPTS: i32 = 50;
+
+/// Queues the embedding and storing of the ticket's current text in Qdrant (an `upsert_ticket_vector`
+/// job, one per ticket: a twin still waiting or running is kept instead), not before `delay` from now.
+pub async fn queue_vector_upsert(
+    tx: &TenantTx,
+    ticket_id: Uuid,
+    delay: std::time::Duration,
+) -> AppResult<jobs::Enqueued> {
+    let run_at = chrono::Utc::now()
+        + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::zero());
+    jobs::enqueue(
+        tx,
+        &NewJob {
+            unique_key: Some(ticket_id.to_string()),
+            run_at: Some(run_at),
+            max_attempts: UPSERT_VECTOR_MAX_ATTEMPTS,
+            ..NewJob::new(UPSERT_TICKET_VECTOR, json!({ "ticket_id": ticket_id }))
+        },
+    )
+    .await
+}
+
+/// Filing a ticket requests its analysis; a status change refreshes its vector payload; an edit of its
+/// text re-embeds it (debounced).
 impl TicketFollowUp for Ai {
     fn filed<'a>(
         &'a self,
@@ -204,5 +238,18 @@ impl TicketFollowUp for Ai {
         ticket_id: Uuid,
     ) -> BoxFuture<'a, AppResult<()>> {
         Box::pin(queue_vector_sync(tx, self, ticket_id))
+    }
+
+    fn text_changed<'a>(
+        &'a self,
+        tx: &'a TenantTx,
+        ticket_id: Uuid,
+    ) -> BoxFuture<'a, AppResult<()>> {
+        Box::pin(async move {
+            if self.index.is_some() {
+                queue_vector_upsert(tx, ticket_id, REEMBED_DEBOUNCE).await?;
+            }
+            Ok(())
+        })
     }
 }

@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use qdrant_client::qdrant::r#match::MatchValue;
+use qdrant_client::qdrant::vector_output::Vector as VectorKind;
 use qdrant_client::qdrant::{
     Condition, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
-    Distance, FieldType, Filter, KeywordIndexParamsBuilder, PointStruct, PointsIdsList, Query,
-    QueryPointsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorInput,
-    VectorParamsBuilder,
+    Distance, FieldType, Filter, GetPointsBuilder, KeywordIndexParamsBuilder, PointId, PointStruct,
+    PointsIdsList, Query, QueryPointsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder,
+    VectorInput, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::AiConfig;
+use super::request::content_hash;
 use crate::db::TenantTx;
 use crate::error::AppResult;
 use crate::error::DbContext as _;
@@ -39,7 +41,8 @@ pub struct Similar {
     pub ticket: TicketRow,
 }
 
-/// Ticket vectors in a Qdrant collection shared by all organizations (`org_id` is the tenant key).
+/// Ticket vectors in a Qdrant collection shared by all organizations (`org_id` is the tenant key),
+/// one collection per embedding model and dimension ([`collection_name`]).
 pub struct QdrantIndex {
     client: Qdrant,
     collection: String,
@@ -53,6 +56,75 @@ pub fn payload(org_id: Uuid, ticket: &TicketRow) -> serde_json::Value {
         "workspace_id": ticket.workspace_id.to_string(),
         "status": ticket.status.as_str(),
     })
+}
+
+/// The payload stored with a freshly embedded vector: [`payload`] plus the `content_hash`
+/// ([`content_hash`]) of the ticket version the vector was computed from, which tells a re-index
+/// whether the point is current. Payload refreshes ([`QdrantIndex::update_payload`]) merge
+/// [`payload`] only, so they never claim a version the vector was not computed from.
+pub fn point_payload(org_id: Uuid, ticket: &TicketRow) -> serde_json::Value {
+    let mut value = payload(org_id, ticket);
+    value["content_hash"] = json!(content_hash(ticket));
+    value
+}
+
+/// What a ticket's stored point says about it ([`QdrantIndex::stored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub org_id: Option<String>,
+    pub content_hash: Option<String>,
+    pub workspace_id: Option<String>,
+    pub status: Option<String>,
+}
+
+impl Stored {
+    /// Whether the point holds `ticket`'s current text for `org_id` (its vector need not be computed
+    /// again).
+    pub fn is_current(&self, org_id: Uuid, ticket: &TicketRow) -> bool {
+        self.org_id.as_deref() == Some(org_id.to_string().as_str())
+            && self.content_hash.as_deref() == Some(content_hash(ticket).as_str())
+    }
+
+    /// Whether the point's status and workspace match the ticket's.
+    pub fn payload_matches(&self, ticket: &TicketRow) -> bool {
+        self.status.as_deref() == Some(ticket.status.as_str())
+            && self.workspace_id.as_deref() == Some(ticket.workspace_id.to_string().as_str())
+    }
+}
+
+/// `embedding_model` as it appears in a collection name: lowercase ASCII letters, digits and `_`
+/// (every other character becomes `_`).
+pub fn slug(embedding_model: &str) -> String {
+    let slug: String = embedding_model
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if slug.is_empty() {
+        "model".to_owned()
+    } else {
+        slug
+    }
+}
+
+/// The collection of vectors made by `embedding_model` with `dimensions` dimensions:
+/// `{prefix}__{model slug}__{dimensions}` (`prefix` is `DESKGRAPH_QDRANT_COLLECTION`). Vectors of
+/// another model or size live in another collection, so they are never compared with these.
+pub fn collection_name(prefix: &str, embedding_model: &str, dimensions: usize) -> String {
+    format!("{prefix}__{}__{dimensions}", slug(embedding_model))
+}
+
+fn point_uuid(id: &PointId) -> Option<Uuid> {
+    use qdrant_client::qdrant::point_id::PointIdOptions;
+    match id.point_id_options.as_ref()? {
+        PointIdOptions::Uuid(s) => s.parse().ok(),
+        PointIdOptions::Num(_) => None,
+    }
 }
 
 fn to_payload(value: serde_json::Value) -> anyhow::Result<Payload> {
@@ -83,7 +155,14 @@ fn org_filter(org_id: Uuid, statuses: &[TicketStatus], exclude: Option<Uuid>) ->
 }
 
 impl QdrantIndex {
-    pub async fn connect(cfg: &AiConfig) -> anyhow::Result<Self> {
+    /// A client of the collection for `embedding_model`'s `dimensions`-wide vectors
+    /// ([`collection_name`] under `DESKGRAPH_QDRANT_COLLECTION`); [`QdrantIndex::ensure_collection`]
+    /// creates it.
+    pub async fn connect(
+        cfg: &AiConfig,
+        embedding_model: &str,
+        dimensions: usize,
+    ) -> anyhow::Result<Self> {
         let api_key =
             (!cfg.qdrant_api_key.is_empty()).then(|| cfg.qdrant_api_key.expose().to_owned());
         let client = Qdrant::from_url(&cfg.qdrant_url)
@@ -96,7 +175,7 @@ impl QdrantIndex {
             .with_context(|| format!("invalid QDRANT_URL {}", cfg.qdrant_url))?;
         Ok(Self {
             client,
-            collection: cfg.qdrant_collection.clone(),
+            collection: collection_name(&cfg.qdrant_collection, embedding_model, dimensions),
         })
     }
 
@@ -162,15 +241,67 @@ impl QdrantIndex {
         ticket: &TicketRow,
         vector: Vec<f32>,
     ) -> anyhow::Result<()> {
-        let point = PointStruct::new(
-            ticket.id.to_string(),
-            vector,
-            to_payload(payload(org_id, ticket))?,
-        );
+        self.upsert_many(org_id, vec![(ticket, vector)]).await
+    }
+
+    /// [`QdrantIndex::upsert`] for many tickets in one request.
+    pub async fn upsert_many(
+        &self,
+        org_id: Uuid,
+        tickets: Vec<(&TicketRow, Vec<f32>)>,
+    ) -> anyhow::Result<()> {
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        let points = tickets
+            .into_iter()
+            .map(|(ticket, vector)| {
+                Ok(PointStruct::new(
+                    ticket.id.to_string(),
+                    vector,
+                    to_payload(point_payload(org_id, ticket))?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         self.client
-            .upsert_points(UpsertPointsBuilder::new(&self.collection, vec![point]).wait(true))
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
             .await?;
         Ok(())
+    }
+
+    /// The stored payloads of the points among `ticket_ids` (tickets with no point are absent).
+    pub async fn stored(&self, ticket_ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, Stored>> {
+        if ticket_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<PointId> = ticket_ids.iter().map(|id| id.to_string().into()).collect();
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(&self.collection, ids)
+                    .with_payload(true)
+                    .with_vectors(false),
+            )
+            .await?;
+        let text = |p: &HashMap<String, qdrant_client::qdrant::Value>, key: &str| {
+            p.get(key).and_then(|v| v.as_str()).map(|s| s.to_owned())
+        };
+        Ok(response
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                let id = point_uuid(p.id.as_ref()?)?;
+                Some((
+                    id,
+                    Stored {
+                        org_id: text(&p.payload, "org_id"),
+                        content_hash: text(&p.payload, "content_hash"),
+                        workspace_id: text(&p.payload, "workspace_id"),
+                        status: text(&p.payload, "status"),
+                    },
+                ))
+            })
+            .collect())
     }
 
     /// Brings a stored point's payload up to date (status, workspace). A ticket with no point yet is
@@ -248,6 +379,27 @@ impl QdrantIndex {
             query = query.filter(filter);
         }
         Ok(hits(self.client.query(query).await?.result))
+    }
+
+    /// The vector stored for `ticket_id` (dense), or `None` when the ticket has no point.
+    pub async fn vector_of(&self, ticket_id: Uuid) -> anyhow::Result<Option<Vec<f32>>> {
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(&self.collection, vec![ticket_id.to_string().into()])
+                    .with_vectors(true)
+                    .with_payload(false),
+            )
+            .await?;
+        Ok(response
+            .result
+            .into_iter()
+            .next()
+            .and_then(|p| p.vectors?.get_vector())
+            .and_then(|v| match v {
+                VectorKind::Dense(dense) => Some(dense.data),
+                _ => None,
+            }))
     }
 }
 

@@ -18,6 +18,16 @@ pub const RESUME_ANALYSES: &str = "resume_analyses";
 /// handled by `ai`).
 pub const SYNC_TICKET_VECTOR: &str = "sync_ticket_vector";
 
+/// Embeds a ticket's current text and stores its vector in Qdrant, retrying until Qdrant answers
+/// (enqueued by `ai` when an analysis could not store the vector and, debounced, when a ticket's text
+/// is edited; one per ticket; handled by `ai`).
+pub const UPSERT_TICKET_VECTOR: &str = "upsert_ticket_vector";
+
+/// Re-indexes one batch of the organization's tickets into the current Qdrant collection (the one of
+/// the embedding model and dimension), then queues the next batch (enqueued by `deskgraph reindex`
+/// and by itself; one queued or running per organization; handled by `ai::reindex`).
+pub const REINDEX_VECTORS: &str = "reindex_vectors";
+
 /// The current organization's `resume_analyses` job: one queued at a time, after interactive work.
 pub fn resume_analyses() -> NewJob<'static> {
     NewJob {

@@ -25,6 +25,13 @@ pub trait TicketFollowUp: Send + Sync {
         tx: &'a TenantTx,
         ticket_id: Uuid,
     ) -> BoxFuture<'a, AppResult<()>>;
+
+    /// A ticket's title or description changed: derived copies of its text (its embedding) follow.
+    fn text_changed<'a>(
+        &'a self,
+        tx: &'a TenantTx,
+        ticket_id: Uuid,
+    ) -> BoxFuture<'a, AppResult<()>>;
 }
 
 /// Files a ticket and sets its follow-up work in motion, in the caller's transaction.

@@ -172,3 +172,73 @@ async fn bench_noop_jobs_per_second_with_two_workers() {
         w.shutdown(Duration::from_secs(2)).await;
     }
 }
+
+/// Upsert and search latency against the real Qdrant at `QDRANT_URL` (1,000 tickets of one
+/// organization, 256-dimension built-in embeddings, one request at a time), printed as p50/p99.
+#[tokio::test]
+#[ignore = "benchmark: QDRANT_URL=… cargo test --release --test it -- --ignored --nocapture bench_"]
+async fn bench_qdrant_upsert_and_search_latency() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        eprintln!("bench_qdrant_upsert_and_search_latency: QDRANT_URL is not set");
+        return;
+    };
+    let ai = deskgraph::ai::Ai::from_config(
+        &deskgraph::ai::AiConfig {
+            qdrant_url: url,
+            qdrant_collection: format!("deskgraph_bench_{}", uuid::Uuid::new_v4().simple()),
+            ..deskgraph::ai::AiConfig::default()
+        },
+        3,
+    )
+    .await
+    .expect("Qdrant answers");
+    let index = ai.index.as_ref().expect("Qdrant configured");
+    let org = uuid::Uuid::new_v4();
+    let topics = [
+        "refund", "login", "invoice", "crash", "export", "password", "webhook", "billing",
+    ];
+    let tickets: Vec<deskgraph::support::repo::TicketRow> = (0..1_000)
+        .map(|i| {
+            let topic = topics[i % topics.len()];
+            deskgraph::support::repo::TicketRow {
+                id: uuid::Uuid::now_v7(),
+                number: i as i64 + 1,
+                workspace_id: org,
+                title: format!("{topic} problem number {i}"),
+                description: format!("The {topic} does not work for customer {i}; please help."),
+                status: deskgraph::support::TicketStatus::Resolved,
+                priority: deskgraph::support::TicketPriority::Medium,
+                priority_source: deskgraph::support::PrioritySource::Default,
+                requester_email: None,
+                assignee_id: None,
+                created_by: None,
+                created_at: chrono::Utc::now(),
+                updated_at: chrono::Utc::now(),
+                resolved_at: None,
+            }
+        })
+        .collect();
+    let mut upserts = Vec::new();
+    for t in &tickets {
+        let vector = deskgraph::ai::builtin::embed(&format!("{}\n{}", t.title, t.description));
+        let started = Instant::now();
+        index.upsert(org, t, vector).await.expect("upsert");
+        upserts.push(started.elapsed());
+    }
+    let mut searches = Vec::new();
+    for t in &tickets {
+        let started = Instant::now();
+        let hits = index.nearest(org, t.id, &[], 5).await.expect("search");
+        searches.push(started.elapsed());
+        assert!(hits.is_some_and(|h| !h.is_empty()));
+    }
+    for (label, mut samples) in [("upsert", upserts), ("search", searches)] {
+        samples.sort();
+        println!(
+            "qdrant {label}: n={} p50={:?} p99={:?}",
+            samples.len(),
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99)
+        );
+    }
+}

@@ -96,6 +96,21 @@ async fn migrate_is_idempotent_from_the_command_line() {
     }
 }
 
+#[test]
+fn reindex_refuses_without_qdrant() {
+    let out = deskgraph()
+        .arg("reindex")
+        .env_remove("QDRANT_URL")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reindex needs Qdrant"), "{stderr}");
+    assert!(stderr.contains("set QDRANT_URL"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing queued");
+}
+
 /// Settings are logged and printed with `{:?}` (start-up, errors): no secret may show.
 mod config_debug {
     use clap::Parser;

@@ -44,6 +44,7 @@ pub fn triage_json(priority: &str) -> String {
 struct Inner {
     script: VecDeque<Reply>,
     requests: Vec<Value>,
+    embedding_requests: Vec<Value>,
     authorization: Vec<String>,
     default: Option<Reply>,
 }
@@ -80,6 +81,11 @@ impl FakeOpenAi {
     /// Chat requests received so far (their JSON bodies).
     pub fn chat_requests(&self) -> Vec<Value> {
         self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// Embeddings requests received so far (their JSON bodies).
+    pub fn embedding_requests(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().embedding_requests.clone()
     }
 
     pub fn authorization(&self) -> Vec<String> {
@@ -143,8 +149,13 @@ fn completion(content: &str) -> Response {
         .into_response()
 }
 
-async fn embeddings(body: String) -> Response {
+async fn embeddings(State(fake): State<FakeOpenAi>, body: String) -> Response {
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    fake.inner
+        .lock()
+        .unwrap()
+        .embedding_requests
+        .push(request.clone());
     let inputs: Vec<String> = match &request["input"] {
         Value::Array(items) => items
             .iter()

@@ -457,6 +457,14 @@ impl TicketMutation {
             priority: input.priority,
             assignee,
         };
+        // The text before the edit, read only when the input touches it (to re-embed real changes).
+        let before = if changes.title.is_some() || changes.description.is_some() {
+            repo::ticket(&s.tx, id)
+                .await?
+                .map(|t| (t.title, t.description))
+        } else {
+            None
+        };
         let row = repo::update_ticket(&s.tx, id, &changes)
             .await?
             .ok_or(AppError::NotFound("ticket"))?;
@@ -464,6 +472,14 @@ impl TicketMutation {
             // Similar-ticket searches filter on status: keep the vector's payload current.
             handle::<Arc<dyn TicketFollowUp>>(ctx)?
                 .status_changed(&s.tx, row.id)
+                .await?;
+        }
+        if before.is_some_and(|(title, description)| {
+            title != row.title || description != row.description
+        }) {
+            // Similar tickets compare texts: the ticket's embedding follows its new text.
+            handle::<Arc<dyn TicketFollowUp>>(ctx)?
+                .text_changed(&s.tx, row.id)
                 .await?;
         }
         Ok(Ticket(row))
