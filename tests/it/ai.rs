@@ -1548,3 +1548,44 @@ async fn bench_reindex_20000_tickets_with_the_builtin_embedder() {
     }
     w.shutdown(Duration::from_secs(2)).await;
 }
+
+/// `similarTickets` latency (through the API, debug or release as built) with Qdrant up, paused (slow:
+/// the search timeout decides) and killed (connection refused), 20 calls each, printed as p50/p99.
+#[tokio::test]
+#[ignore = "benchmark: cargo test --release --test it -- --ignored --nocapture bench_"]
+async fn bench_similar_tickets_latency_during_a_qdrant_outage() {
+    let test = "ai::bench_similar_tickets_latency_during_a_qdrant_outage";
+    let Some(mut server) = QdrantServer::start_or_skip(test).await else {
+        return;
+    };
+    let ai = qdrant_ai(&server).await;
+    let app = TestApp::spawn_with_ai(server_config(), ai.clone()).await;
+    let a = org_fixture(&app, "bench-out-a").await;
+    let b = org_fixture(&app, "bench-out-b").await;
+    let w = workers(&app, fast_workers(2, 3));
+    let (a_refund, _b_refund, open_id) = refund_tickets(&app, &a, &b).await;
+    for id in [&a_refund, &open_id] {
+        wait_for_status(&app, &a, id, "DONE").await;
+    }
+    let mut measure = async |label: &str, expected: &str| {
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let (sources, _, t) = similar(&app, &a, &open_id, &["RESOLVED"]).await;
+            assert_eq!(sources, vec![expected.to_owned()], "{label}");
+            took.push(t);
+        }
+        took.sort();
+        println!(
+            "similarTickets, Qdrant {label}: p50={:?} p99={:?}",
+            took[took.len() / 2],
+            took[took.len() - 1]
+        );
+    };
+    measure("up", "VECTOR").await;
+    server.signal("STOP");
+    measure("paused (slow)", "FULL_TEXT").await;
+    server.signal("CONT");
+    server.kill();
+    measure("killed", "FULL_TEXT").await;
+    w.shutdown(Duration::from_secs(2)).await;
+}
