@@ -172,7 +172,16 @@ impl AnalyzeTicket {
         )
         .await?;
         support::apply_ai_priority(&tx, ticket.id, result.priority).await?;
-        if !vector_stored {
+        // The vector could not be stored, or it was computed from text that an edit has changed
+        // since (the edit's own upsert may already have run; ours must not be the last word).
+        // Decided under the organization's write lock, which the writes above hold.
+        let stale = match self.ai.index {
+            Some(_) => support::ticket(&tx, ticket.id)
+                .await?
+                .is_some_and(|now| content_hash(&now) != content_hash(&ticket)),
+            None => false,
+        };
+        if !vector_stored || stale {
             queue_vector_upsert(&tx, ticket.id, Duration::ZERO).await?;
         }
         jobs::complete(&tx, job).await?;
@@ -349,15 +358,20 @@ impl UpsertTicketVector {
         store_vector(&self.ai, job.org_id, &ticket)
             .await
             .map_err(JobError::Retry)?;
-        // An edit that committed while we embedded merged into this (running) job: embed it too.
-        if let Some(now) = Self::current(ctx, job, ticket_id).await?
-            && content_hash(&now) != content_hash(&ticket)
-        {
-            return Err(JobError::Retry(
-                "the ticket's text changed while it was embedded".to_owned(),
-            ));
+        // Finish under the organization's write lock, which every ticket write takes first. An edit
+        // that committed while we embedded merged into this running job, so it is seen here and
+        // queued again (after this job is completed, so the new one is not merged into it); an edit
+        // that commits after us finds no active job and queues its own.
+        let tx = ctx.locked_tx(job).await?;
+        tx.query_one("select app.lock_org_for_writes(app.current_org_id())", &[])
+            .await?;
+        let now = support::ticket(&tx, ticket_id).await?;
+        jobs::complete(&tx, job).await?;
+        if now.is_some_and(|now| content_hash(&now) != content_hash(&ticket)) {
+            queue_vector_upsert(&tx, ticket_id, Duration::ZERO).await?;
         }
-        ctx.finish(job).await
+        tx.commit().await?;
+        Ok(())
     }
 }
 

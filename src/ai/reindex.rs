@@ -149,8 +149,14 @@ fn embedding_text(ticket: &TicketRow) -> String {
     format!("{}\n{}", ticket.title, ticket.description)
 }
 
-/// The organization's next `limit` tickets after `after`, in id order.
-async fn page(tx: &TenantTx, after: Option<Uuid>, limit: i64) -> AppResult<Vec<TicketRow>> {
+/// The organization's next `limit` tickets after `after`, in id order, and the cursor of the page
+/// after them (`None` on the last page). The cursor comes from the ids read, not from the tickets
+/// loaded, so a ticket deleted between the two statements does not end the re-index early.
+async fn page(
+    tx: &TenantTx,
+    after: Option<Uuid>,
+    limit: i64,
+) -> AppResult<(Vec<TicketRow>, Option<Uuid>)> {
     let ids: Vec<Uuid> = tx
         .query(
             "select t.id from tickets t
@@ -163,9 +169,12 @@ async fn page(tx: &TenantTx, after: Option<Uuid>, limit: i64) -> AppResult<Vec<T
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?;
+    let next = (ids.len() as i64 == limit)
+        .then(|| ids.last().copied())
+        .flatten();
     let mut tickets = tickets_by_ids(tx, &ids).await?;
     tickets.sort_by_key(|t| t.id);
-    Ok(tickets)
+    Ok((tickets, next))
 }
 
 /// Re-indexes `tickets` of `org_id`: skips those whose point holds their current text (refreshing a
@@ -247,16 +256,13 @@ impl ReindexVectors {
 
         // 1. The batch, read in a short transaction.
         let tx = ctx.tenant_tx(job).await?;
-        let tickets = page(&tx, after, batch).await?;
+        let (tickets, next) = page(&tx, after, batch).await?;
         tx.commit().await?;
         drop(tx);
 
         // 2. Qdrant and the embedder, with no transaction (and no pooled connection) held.
         let done = reindex_batch(&self.ai, job.org_id, &tickets).await?;
         totals += done;
-        let next = (tickets.len() as i64 == batch)
-            .then(|| tickets.last().map(|t| t.id))
-            .flatten();
 
         // 3. Complete (fenced by the attempt), record what was done, queue the next batch. Only
         // `jobs` is written: no organization write lock is needed.

@@ -1567,7 +1567,7 @@ async fn bench_similar_tickets_latency_during_a_qdrant_outage() {
     for id in [&a_refund, &open_id] {
         wait_for_status(&app, &a, id, "DONE").await;
     }
-    let mut measure = async |label: &str, expected: &str| {
+    let measure = async |label: &str, expected: &str| {
         let mut took = Vec::new();
         for _ in 0..20 {
             let (sources, _, t) = similar(&app, &a, &open_id, &["RESOLVED"]).await;
