@@ -529,6 +529,26 @@ async fn resolve(app: &TestApp, org: &OrgFixture, title: &str, description: &str
     id
 }
 
+/// [`refund_tickets`], analysed (DONE) and with their vector payloads synced (status changes reach
+/// Qdrant through `sync_ticket_vector` jobs): `(A's refund, B's refund, A's open ticket)`.
+async fn analysed_refund_tickets(
+    app: &TestApp,
+    a: &OrgFixture,
+    b: &OrgFixture,
+) -> (String, String, String) {
+    let (a_refund, b_refund, open_id) = refund_tickets(app, a, b).await;
+    for (org, id) in [(a, &a_refund), (b, &b_refund), (a, &open_id)] {
+        wait_for_status(app, org, id, "DONE").await;
+    }
+    wait_until("vector payloads synced", Duration::from_secs(20), || async {
+        app.db.admin().await
+            .query_one("select count(*) from jobs where kind = 'sync_ticket_vector' and state <> 'completed'", &[])
+            .await.unwrap().get::<_, i64>(0) == 0
+    })
+    .await;
+    (a_refund, b_refund, open_id)
+}
+
 /// The same resolved refund ticket in A and in B, and an open one in A like them: (A's resolved, B's
 /// resolved, A's open).
 async fn refund_tickets(app: &TestApp, a: &OrgFixture, b: &OrgFixture) -> (String, String, String) {
@@ -783,17 +803,7 @@ async fn qdrant_search_is_filtered_by_organization_and_hydrated_under_rls() {
     let a = org_fixture(&app, "qd-a").await;
     let b = org_fixture(&app, "qd-b").await;
     let w = workers(&app, fast_workers(2, 3));
-    let (a_refund, b_refund, open_id) = refund_tickets(&app, &a, &b).await;
-    for (org, id) in [(&a, &a_refund), (&b, &b_refund), (&a, &open_id)] {
-        wait_for_status(&app, org, id, "DONE").await;
-    }
-    // Status changes reach the payload through sync jobs.
-    wait_until("vector payloads synced", Duration::from_secs(20), || async {
-        app.db.admin().await
-            .query_one("select count(*) from jobs where kind = 'sync_ticket_vector' and state <> 'completed'", &[])
-            .await.unwrap().get::<_, i64>(0) == 0
-    })
-    .await;
+    let (a_refund, b_refund, open_id) = analysed_refund_tickets(&app, &a, &b).await;
     let data = app
         .ok(
             &a.agent,
@@ -923,16 +933,7 @@ async fn similar_tickets_and_analyses_outlive_a_qdrant_outage() {
     let a = org_fixture(&app, "out-a").await;
     let b = org_fixture(&app, "out-b").await;
     let w = workers(&app, fast_workers(2, 3));
-    let (a_refund, b_refund, open_id) = refund_tickets(&app, &a, &b).await;
-    for (org, id) in [(&a, &a_refund), (&b, &b_refund), (&a, &open_id)] {
-        wait_for_status(&app, org, id, "DONE").await;
-    }
-    wait_until("vector payloads synced", Duration::from_secs(20), || async {
-        app.db.admin().await
-            .query_one("select count(*) from jobs where kind = 'sync_ticket_vector' and state <> 'completed'", &[])
-            .await.unwrap().get::<_, i64>(0) == 0
-    })
-    .await;
+    let (a_refund, b_refund, open_id) = analysed_refund_tickets(&app, &a, &b).await;
     let (sources, ids, _) = similar(&app, &a, &open_id, &["RESOLVED"]).await;
     assert_eq!(
         (sources, ids),
