@@ -126,6 +126,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             worker,
             ai,
         } => {
+            // Fail closed before reaching out to anything else (the model, Qdrant): a runtime role
+            // that can bypass row level security never serves.
+            crate::db::safety::check_runtime_role(&crate::db::runtime_pool(&db)?).await?;
             let ai = Ai::from_config(&ai, worker.max_attempts).await?;
             let state = build_state(&db, &server, ai).await?;
             let workers = start_workers(&state, &db, &worker)?;

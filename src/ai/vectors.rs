@@ -208,30 +208,56 @@ impl QdrantIndex {
             }
             tracing::info!(collection = %self.collection, dimensions, "created the Qdrant collection");
         }
-        self.client
-            .create_field_index(
-                CreateFieldIndexCollectionBuilder::new(
-                    &self.collection,
-                    "org_id",
-                    FieldType::Keyword,
-                )
-                .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
-                .wait(true),
-            )
-            .await
-            .context("could not create the org_id payload index")?;
-        self.client
-            .create_field_index(
-                CreateFieldIndexCollectionBuilder::new(
-                    &self.collection,
-                    "status",
-                    FieldType::Keyword,
-                )
-                .wait(true),
-            )
-            .await
-            .context("could not create the status payload index")?;
+        self.ensure_keyword_index("org_id", true).await?;
+        self.ensure_keyword_index("status", false).await?;
         Ok(())
+    }
+
+    /// Creates a keyword payload index on `field` (marked as the tenant key when `tenant`) unless it
+    /// exists. Instances starting at once race here, and Qdrant may answer a concurrent creation with
+    /// an internal error: the loser looks again, and is done when the index is there by then (else
+    /// it tries again, three times in all).
+    async fn ensure_keyword_index(&self, field: &str, tenant: bool) -> anyhow::Result<()> {
+        let mut attempt = 1;
+        loop {
+            if self.has_index(field).await? {
+                return Ok(());
+            }
+            let mut index =
+                CreateFieldIndexCollectionBuilder::new(&self.collection, field, FieldType::Keyword)
+                    .wait(true);
+            if tenant {
+                index =
+                    index.field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true));
+            }
+            match self.client.create_field_index(index).await {
+                Ok(_) => return Ok(()),
+                Err(err) if attempt >= 3 => {
+                    if self.has_index(field).await? {
+                        return Ok(());
+                    }
+                    return Err(err)
+                        .with_context(|| format!("could not create the {field} payload index"));
+                }
+                Err(err) => {
+                    tracing::debug!(field, error = %err, "creating a payload index failed; looking again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Whether the collection has a payload index on `field`.
+    async fn has_index(&self, field: &str) -> anyhow::Result<bool> {
+        let info = self
+            .client
+            .collection_info(&self.collection)
+            .await
+            .context("Qdrant is not reachable")?;
+        Ok(info
+            .result
+            .is_some_and(|info| info.payload_schema.contains_key(field)))
     }
 
     /// Stores (or replaces) a ticket's vector and payload; the point id is the ticket id.

@@ -108,36 +108,48 @@ impl Enqueued {
 }
 
 /// Enqueues a job for the transaction's organization; it becomes visible to workers when the
-/// transaction commits (and listening workers are woken then).
+/// transaction commits (and listening workers are woken then). With a unique key, an available or
+/// running twin is returned instead ([`Enqueued::Existing`]).
 pub async fn enqueue(tx: &TenantTx, job: &NewJob<'_>) -> AppResult<Enqueued> {
-    let row = tx
-        .query_opt(
-            "insert into jobs (org_id, kind, args, priority, run_at, max_attempts, unique_key)
-             values ((select app.current_org_id()), $1, $2, $3, coalesce($4, now()), $5, $6)
-             on conflict (org_id, kind, unique_key)
-                where unique_key is not null and state in ('available', 'running')
-             do nothing
-             returning id",
-            &[
-                &job.kind,
-                &job.args,
-                &job.priority,
-                &job.run_at,
-                &job.max_attempts,
-                &job.unique_key,
-            ],
-        )
-        .await
-        .db_context("failed to enqueue job")?;
-    if let Some(row) = row {
-        return Ok(Enqueued::New(row.try_get(0)?));
+    // The insert and the look-up of its twin are two statements: a twin that finishes between them
+    // (READ COMMITTED sees its commit) frees the key, and the insert is simply tried again.
+    for _ in 0..3 {
+        if let Some(id) = insert(tx, job).await? {
+            return Ok(Enqueued::New(id));
+        }
+        let Some(key) = &job.unique_key else {
+            break;
+        };
+        if let Some((id, _)) = active(tx, job.kind, key).await? {
+            return Ok(Enqueued::Existing(id));
+        }
     }
-    let (id, _) = match &job.unique_key {
-        Some(key) => active(tx, job.kind, key).await?,
-        None => None,
-    }
-    .ok_or_else(|| anyhow::anyhow!("job {} conflicted but its twin is gone", job.kind))?;
-    Ok(Enqueued::Existing(id))
+    Err(anyhow::anyhow!("job {} conflicted but its twin is gone", job.kind).into())
+}
+
+/// Inserts `job` unless an available or running job has its unique key; its id when inserted.
+async fn insert(tx: &TenantTx, job: &NewJob<'_>) -> AppResult<Option<Uuid>> {
+    tx.query_opt(
+        "insert into jobs (org_id, kind, args, priority, run_at, max_attempts, unique_key)
+         values ((select app.current_org_id()), $1, $2, $3, coalesce($4, now()), $5, $6)
+         on conflict (org_id, kind, unique_key)
+            where unique_key is not null and state in ('available', 'running')
+         do nothing
+         returning id",
+        &[
+            &job.kind,
+            &job.args,
+            &job.priority,
+            &job.run_at,
+            &job.max_attempts,
+            &job.unique_key,
+        ],
+    )
+    .await
+    .db_context("failed to enqueue job")?
+    .map(|row| row.try_get(0))
+    .transpose()
+    .map_err(Into::into)
 }
 
 /// The id and arguments of the available or running job of this kind and unique key, if any.
