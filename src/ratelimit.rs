@@ -24,7 +24,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
-use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
+use crate::db::{Access, TenantTx};
 use crate::error::{AppError, AppResult, DbContext as _};
 
 /// How often (in checks) idle keys are forgotten, bounding the limiter's memory.
@@ -196,17 +196,8 @@ impl Fleet {
     }
 }
 
-async fn system_tx(pool: &Pool) -> AppResult<TenantTx> {
-    TenantTx::begin(
-        pool,
-        &Credentials::Trusted(TenantContext::system_unscoped()),
-        TxOptions::new(Access::ReadWrite, HEARTBEAT_TIMEOUT_MS),
-    )
-    .await
-}
-
 async fn heartbeat(pool: &Pool, id: Uuid, ttl: Duration) -> AppResult<u32> {
-    let tx = system_tx(pool).await?;
+    let tx = TenantTx::begin_system_unscoped(pool, Access::ReadWrite, HEARTBEAT_TIMEOUT_MS).await?;
     let ttl_secs = i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX);
     let row = tx
         .query_one(
@@ -221,7 +212,7 @@ async fn heartbeat(pool: &Pool, id: Uuid, ttl: Duration) -> AppResult<u32> {
 }
 
 async fn leave(pool: &Pool, id: Uuid) -> AppResult<()> {
-    let tx = system_tx(pool).await?;
+    let tx = TenantTx::begin_system_unscoped(pool, Access::ReadWrite, HEARTBEAT_TIMEOUT_MS).await?;
     tx.query_one("select auth_private.instance_leave($1)::text", &[&id])
         .await
         .db_context("failed to leave the fleet")?;

@@ -24,12 +24,8 @@ pub async fn grant_due(pool: &Pool) -> AppResult<usize> {
     loop {
         // Listing crosses organizations, so it goes through a SECURITY DEFINER function that returns
         // ids only (to the `system` role only); the transaction itself has no tenant.
-        let tx = TenantTx::begin(
-            pool,
-            &Credentials::Trusted(TenantContext::system_unscoped()),
-            TxOptions::new(Access::ReadOnly, STATEMENT_TIMEOUT_MS),
-        )
-        .await?;
+        let tx =
+            TenantTx::begin_system_unscoped(pool, Access::ReadOnly, STATEMENT_TIMEOUT_MS).await?;
         let due = repo::organizations_due_allowance(&tx, after, BATCH).await?;
         tx.commit().await?;
         for org_id in &due {

@@ -347,6 +347,22 @@ impl TenantTx {
         Self::open(client, credentials, options).await
     }
 
+    /// A transaction of the server's own work before any organization is known
+    /// ([`TenantContext::system_unscoped`]): listing organizations due an allowance, claiming jobs,
+    /// announcing the instance.
+    pub async fn begin_system_unscoped(
+        pool: &Pool,
+        access: Access,
+        statement_timeout_ms: u64,
+    ) -> AppResult<Self> {
+        Self::begin(
+            pool,
+            &Credentials::Trusted(TenantContext::system_unscoped()),
+            TxOptions::new(access, statement_timeout_ms),
+        )
+        .await
+    }
+
     fn client(&self) -> AppResult<&Object> {
         self.client
             .as_ref()

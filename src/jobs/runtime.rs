@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::config::WorkerConfig;
 use super::handler::{Handler, JobContext, JobError};
 use super::{Failed, Job, backoff};
-use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
+use crate::db::{Access, TenantTx};
 use crate::error::AppResult;
 
 /// Counters of one worker process (read by tests and benchmarks).
@@ -186,10 +186,10 @@ impl Drop for Workers {
 
 /// A transaction with no organization, as the server's own work: what the queue functions require.
 async fn system_tx(shared: &Shared) -> AppResult<TenantTx> {
-    TenantTx::begin(
+    TenantTx::begin_system_unscoped(
         &shared.ctx.pool,
-        &Credentials::Trusted(TenantContext::system_unscoped()),
-        TxOptions::new(Access::ReadWrite, shared.ctx.statement_timeout_ms),
+        Access::ReadWrite,
+        shared.ctx.statement_timeout_ms,
     )
     .await
 }
