@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::http::{self, AppState};
 use crate::identity::auth::JwtVerifier;
 use crate::identity::jwks::Jwks;
 use crate::jobs::{WorkerConfig, Workers};
+use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Fleet, OrgRateLimiter};
 use crate::schema::executor::Engine;
@@ -48,26 +50,33 @@ pub async fn build_state(
             "neither DESKGRAPH_JWT_SECRET nor DESKGRAPH_JWKS_URL is set: only API keys can authenticate"
         );
     }
+    let engine = Arc::new(Engine {
+        schema: build_schema(Limits::from_config(cfg)),
+        pool,
+        authz: Arc::new(
+            Authz::new()
+                .await
+                .context("failed to load the casbin policy")?,
+        ),
+        persisted,
+        statement_timeout_ms: db_cfg.statement_timeout_ms,
+        rate_limiter: Arc::new(OrgRateLimiter::with_floor(
+            cfg.rate_limit_per_minute,
+            cfg.rate_limit_floor_per_minute,
+        )),
+        ai,
+        invitations_bind_email: cfg.invitations_bind_email,
+    });
+    let metrics = Metrics::new();
+    let hub = Hub::new(engine.clone(), cfg.live, metrics.live.clone());
+    let listen = tokio_postgres::Config::from_str(db_cfg.listen_url())
+        .context("DATABASE_LISTEN_URL is not a valid PostgreSQL URL")?;
     Ok(Arc::new(AppState {
-        engine: Engine {
-            schema: build_schema(Limits::from_config(cfg)),
-            pool,
-            authz: Arc::new(
-                Authz::new()
-                    .await
-                    .context("failed to load the casbin policy")?,
-            ),
-            persisted,
-            statement_timeout_ms: db_cfg.statement_timeout_ms,
-            rate_limiter: Arc::new(OrgRateLimiter::with_floor(
-                cfg.rate_limit_per_minute,
-                cfg.rate_limit_floor_per_minute,
-            )),
-            ai,
-            invitations_bind_email: cfg.invitations_bind_email,
-        },
+        engine,
+        hub,
+        listen,
         verifier,
-        metrics: Metrics::new(),
+        metrics,
         max_body_bytes: cfg.max_body_bytes,
     }))
 }
@@ -98,7 +107,7 @@ pub fn start_workers(
     }
     Workers::start(
         state.engine.pool.clone(),
-        db_cfg.database_url.expose(),
+        db_cfg.listen_url(),
         db_cfg.statement_timeout_ms,
         cfg.clone(),
         handlers::handlers(&state.engine.ai),
@@ -114,15 +123,18 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let router = http::router(state.clone(), cfg);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = cfg.shutdown.grace();
+        let hub = state.hub.clone();
         let shutdown = async move {
             tokio::select! {
                 () = http::shutdown_signal() => {},
                 _ = rx => {},
             }
+            // Websockets are not requests the HTTP server drains: close them (1001) first.
+            hub.stop(grace).await;
         };
-        let grace = cfg.shutdown.grace();
         let task = tokio::spawn(http::serve(listener, router, shutdown, grace));
-        let mut background = Vec::new();
+        let mut background = vec![state.hub.start(state.listen.clone())];
         if cfg.allowance_interval_secs > 0 {
             background.push(billing::allowance::spawn(
                 state.engine.pool.clone(),

@@ -22,9 +22,9 @@ pub enum Role {
     Admin,
     /// Support agent: create, update, assign and comment tickets; read everything operational.
     Agent,
-    /// Read-only member.
+    /// Read-only member; internal notes are not shown to viewers.
     Viewer,
-    /// API key for analytics tools: registered persisted queries only.
+    /// API key for analytics tools: registered persisted queries only; no internal notes.
     Analyst,
 }
 

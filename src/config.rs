@@ -26,6 +26,17 @@ pub struct DbConfig {
     )]
     pub database_admin_url: SecretUrl,
 
+    /// Direct session connection for `LISTEN` (live subscriptions and job wake-ups), which must not go
+    /// through a transaction-mode pooler (PgBouncer `pool_mode=transaction`, RDS Proxy, Supavisor's
+    /// transaction port). Empty: `DATABASE_URL`.
+    #[arg(
+        long,
+        env = "DATABASE_LISTEN_URL",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub database_listen_url: SecretUrl,
+
     /// Name of the LOGIN role the server connects as; `migrate` creates it when missing.
     #[arg(long, env = "DESKGRAPH_APP_ROLE", default_value = "deskgraph_app")]
     pub app_role: String,
@@ -46,6 +57,16 @@ pub struct DbConfig {
     /// Statement timeout applied to every GraphQL operation's transaction, in milliseconds.
     #[arg(long, env = "DESKGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
     pub statement_timeout_ms: u64,
+}
+
+impl DbConfig {
+    /// The URL for `LISTEN` connections: `DATABASE_LISTEN_URL`, or `DATABASE_URL` when it is empty.
+    pub fn listen_url(&self) -> &str {
+        match self.database_listen_url.expose() {
+            "" => self.database_url.expose(),
+            url => url,
+        }
+    }
 }
 
 /// Settings of the HTTP/GraphQL server.
@@ -147,7 +168,65 @@ pub struct ServerConfig {
     pub allowance_interval_secs: u64,
 
     #[command(flatten)]
+    pub live: LiveConfig,
+
+    #[command(flatten)]
     pub shutdown: ShutdownConfig,
+}
+
+/// Live subscriptions over websockets (`/graphql`, graphql-transport-ws and legacy graphql-ws).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LiveConfig {
+    /// Seconds a new websocket has to send `connection_init` before it is closed (4408).
+    #[arg(long, env = "DESKGRAPH_WS_INIT_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_init_timeout_secs: u64,
+
+    /// Seconds between keep-alive messages to idle sockets (`ka` on the legacy protocol, `ping` on
+    /// graphql-transport-ws); 0 turns them off.
+    #[arg(long, env = "DESKGRAPH_WS_KEEPALIVE_SECS", default_value_t = 15)]
+    pub ws_keepalive_secs: u64,
+
+    /// Messages waiting to be written to one socket. A client that reads too slowly to keep its queue
+    /// below this is disconnected with 1013 (try again later) instead of growing the server's memory.
+    #[arg(long, env = "DESKGRAPH_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
+
+    /// Operations (subscriptions, and queries or mutations in flight) one socket may run at once.
+    #[arg(long, env = "DESKGRAPH_WS_MAX_SUBSCRIPTIONS", default_value_t = 25)]
+    pub ws_max_subscriptions: usize,
+
+    /// Sockets one organization may hold open on one instance; more are closed with 1013.
+    #[arg(
+        long,
+        env = "DESKGRAPH_WS_MAX_CONNECTIONS_PER_ORG",
+        default_value_t = 5_000
+    )]
+    pub ws_max_connections_per_org: usize,
+
+    /// Milliseconds events are gathered before they are re-read and delivered: bursts on one ticket
+    /// within the window become one event, and one read-only transaction per subscriber identity
+    /// re-reads the whole batch.
+    #[arg(long, env = "DESKGRAPH_LIVE_COALESCE_MS", default_value_t = 50)]
+    pub live_coalesce_ms: u64,
+
+    /// Seconds between checks that a subscriber still has access (member removed, API key revoked);
+    /// one who lost it is closed with 4403. Events are re-read with a fresh check in any case.
+    #[arg(long, env = "DESKGRAPH_LIVE_ACCESS_CHECK_SECS", default_value_t = 10)]
+    pub live_access_check_secs: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            ws_init_timeout_secs: 10,
+            ws_keepalive_secs: 15,
+            ws_queue: 256,
+            ws_max_subscriptions: 25,
+            ws_max_connections_per_org: 5_000,
+            live_coalesce_ms: 50,
+            live_access_check_secs: 10,
+        }
+    }
 }
 
 /// How a process stops on SIGTERM / Ctrl-C (declared once for `serve`, `worker` and `demo`).

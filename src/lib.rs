@@ -36,6 +36,9 @@ pub mod support;
 // The schema roots and the executor, above every product module.
 pub mod schema;
 
+// The live desk: subscriptions fed by PostgreSQL notifications, run through the schema.
+pub mod live;
+
 // Entry points: HTTP, the server and its background tasks, the demo, the command line.
 pub mod app;
 pub mod cli;

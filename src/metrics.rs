@@ -22,7 +22,105 @@ struct OutcomeLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloseLabels {
+    /// Why the server closed a websocket: `expired`, `forbidden`, `slow_consumer`, `shutdown`,
+    /// `too_many`, `init_timeout`, `protocol`.
+    reason: String,
+}
+
+/// The live desk's metrics (websockets and subscription events); cheap to clone, shared by the
+/// connection tasks and the event hub.
+#[derive(Clone, Default)]
+pub struct LiveMetrics {
+    pub connections: Gauge,
+    pub subscriptions: Gauge,
+    /// Notifications heard from the database.
+    pub events_received: Counter,
+    /// Event messages written to subscribers' queues.
+    pub events_delivered: Counter,
+    /// Event messages lost: a full queue (slow consumer), or a re-read that failed (the subscribers
+    /// get `RESYNC` instead).
+    pub events_dropped: Counter,
+    closed: Family<CloseLabels, Counter>,
+    pub reread: LiveHistograms,
+}
+
+/// Per delivery batch of one subscriber identity: how long the re-read and the executions took, and
+/// how many SQL statements they sent.
+#[derive(Clone)]
+pub struct LiveHistograms {
+    pub seconds: Histogram,
+    pub statements: Histogram,
+}
+
+impl Default for LiveHistograms {
+    fn default() -> Self {
+        Self {
+            // 0.5 ms .. ~8 s
+            seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
+            statements: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+        }
+    }
+}
+
+impl LiveMetrics {
+    /// Counts a websocket the server closed, by reason.
+    pub fn closed(&self, reason: &str) {
+        self.closed
+            .get_or_create(&CloseLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ws_connections",
+            "Open GraphQL websockets",
+            self.connections.clone(),
+        );
+        registry.register(
+            "live_subscriptions",
+            "Active subscriptions",
+            self.subscriptions.clone(),
+        );
+        registry.register(
+            "live_events_received",
+            "Change notifications heard from the database",
+            self.events_received.clone(),
+        );
+        registry.register(
+            "live_events_delivered",
+            "Event messages queued to subscribers",
+            self.events_delivered.clone(),
+        );
+        registry.register(
+            "live_events_dropped",
+            "Event messages lost to a full socket queue or a failed re-read",
+            self.events_dropped.clone(),
+        );
+        registry.register(
+            "ws_closed",
+            "Websockets the server closed, by reason",
+            self.closed.clone(),
+        );
+        registry.register(
+            "live_reread_duration_seconds",
+            "Time to re-read one batch of events for one subscriber identity and run its subscriptions",
+            self.reread.seconds.clone(),
+        );
+        registry.register(
+            "live_reread_sql_statements",
+            "SQL statements one batch re-read sent (BEGIN, the context and COMMIT included)",
+            self.reread.statements.clone(),
+        );
+    }
+}
+
 pub struct Metrics {
+    /// Websockets and subscriptions.
+    pub live: LiveMetrics,
     registry: Registry,
     operations: Family<OutcomeLabels, Counter>,
     duration: Histogram,
@@ -92,7 +190,10 @@ impl Metrics {
             "Live server instances sharing the rate limit, as last heard",
             fleet_instances.clone(),
         );
+        let live = LiveMetrics::default();
+        live.register(&mut registry);
         Self {
+            live,
             registry,
             operations,
             duration,

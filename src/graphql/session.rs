@@ -12,16 +12,18 @@ use crate::db::{TenantContext, TenantTx};
 use crate::error::{AppError, AppResult};
 
 /// What one operation runs on: its tenant transaction, the authorization policy and the batched
-/// loader (which reads through the same transaction, so it sees what the operation wrote).
+/// loader (which reads through the same transaction, so it sees what the operation wrote). Clones
+/// share all three: live deliveries of one subscriber identity run several operations on one session.
+#[derive(Clone)]
 pub struct Session {
     pub tx: Arc<TenantTx>,
     pub authz: Arc<Authz>,
-    pub loader: DeskLoader,
+    pub loader: Arc<DeskLoader>,
 }
 
 impl Session {
     pub fn new(tx: Arc<TenantTx>, authz: Arc<Authz>) -> Self {
-        let loader = desk_loader(tx.clone());
+        let loader = Arc::new(desk_loader(tx.clone()));
         Self { tx, authz, loader }
     }
 

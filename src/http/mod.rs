@@ -1,5 +1,8 @@
-//! HTTP: `/graphql` (POST, GET with GraphiQL), `/healthz`, `/readyz`; request ids, structured request
-//! logs, security headers, CORS, body limits and graceful shutdown.
+//! HTTP: `/graphql` (POST, GET with GraphiQL, websocket upgrades for subscriptions in [`ws`]),
+//! `/healthz`, `/readyz`; request ids, structured request logs, security headers, CORS, body limits
+//! and graceful shutdown.
+
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +11,8 @@ use std::time::Duration;
 use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -27,12 +32,17 @@ use crate::config::ServerConfig;
 use crate::db;
 use crate::error::AppError;
 use crate::identity::auth::{JwtVerifier, credentials_from_headers};
+use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::schema::executor::{Engine, Outcome};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
+    /// Live subscriptions of this instance.
+    pub hub: Arc<Hub>,
+    /// Where the hub's `LISTEN` connection goes (`DATABASE_LISTEN_URL`).
+    pub listen: tokio_postgres::Config,
     pub metrics: Metrics,
     pub verifier: JwtVerifier,
     pub max_body_bytes: usize,
@@ -277,17 +287,25 @@ async fn graphql_post(
     run(&state, &headers, request, false, client.0.as_deref()).await
 }
 
-/// GraphiQL for browsers; with `query` or `extensions` parameters, runs a query (GraphQL over HTTP GET).
+/// A websocket upgrade (subscriptions); GraphiQL for browsers; with `query` or `extensions`
+/// parameters, runs a query (GraphQL over HTTP GET).
 async fn graphql_get(
     State(state): State<Arc<AppState>>,
     Extension(client): Extension<ClientRequestId>,
     headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return ws::upgrade(state, &headers, upgrade);
+    }
     let raw = raw.unwrap_or_default();
     if raw.is_empty() {
+        // Subscriptions go to the same path over a websocket; GraphiQL's headers tab becomes the
+        // `connection_init` payload (`{"Authorization": "Bearer …", "x-org-id": "…"}`).
         let html = GraphiQLSource::build()
             .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
             .title("deskgraph")
             .finish();
         return (

@@ -270,6 +270,26 @@ pub async fn credentials_from_headers(
     authorization: Option<&str>,
     org_header: Option<&str>,
 ) -> AppResult<Credentials> {
+    authenticate(verifier, authorization, org_header)
+        .await
+        .map(|a| a.credentials)
+}
+
+/// Verified credentials, and until when they hold.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub credentials: Credentials,
+    /// A JWT's `exp` (seconds since the epoch); `None` for API keys, which hold until revoked.
+    pub expires_at: Option<u64>,
+}
+
+/// Like [`credentials_from_headers`], keeping the token's expiry (a websocket outlives requests and
+/// is closed when its token expires).
+pub async fn authenticate(
+    verifier: &JwtVerifier,
+    authorization: Option<&str>,
+    org_header: Option<&str>,
+) -> AppResult<Authenticated> {
     let header = authorization
         .ok_or_else(|| AppError::Unauthenticated("missing Authorization header".into()))?;
     let token = header
@@ -290,9 +310,12 @@ pub async fn credentials_from_headers(
         // The key's organization is fixed; a header naming another one is refused once the key is
         // resolved.
         let org_id = org_header.map(parse_org).transpose()?;
-        return Ok(Credentials::ApiKey {
-            secret_hash: hash_secret(token),
-            org_id,
+        return Ok(Authenticated {
+            credentials: Credentials::ApiKey {
+                secret_hash: hash_secret(token),
+                org_id,
+            },
+            expires_at: None,
         });
     }
     let claims = verifier.verify(token).await?;
@@ -305,12 +328,15 @@ pub async fn credentials_from_headers(
         Some(raw) => Some(parse_org(raw)?),
         None => claims.org_id.as_deref().map(parse_org).transpose()?,
     };
-    Ok(Credentials::User {
-        subject: claims.sub,
-        email: claims.email,
-        email_verified: claims.email_verified,
-        name: claims.name,
-        org_id,
+    Ok(Authenticated {
+        credentials: Credentials::User {
+            subject: claims.sub,
+            email: claims.email,
+            email_verified: claims.email_verified,
+            name: claims.name,
+            org_id,
+        },
+        expires_at: Some(claims.exp),
     })
 }
 

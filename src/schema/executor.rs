@@ -16,7 +16,7 @@ use crate::ai::Ai;
 use crate::authz::{Authz, Object, Role};
 use crate::billing::StartingAllowance;
 use crate::db::{Access, Credentials, TenantTx, TxOptions};
-use crate::error::{AppError, codes};
+use crate::error::{AppError, AppResult, codes};
 use crate::graphql::Session;
 use crate::identity::auth::InvitationBinding;
 use crate::identity::service::OrganizationFollowUp;
@@ -70,7 +70,7 @@ fn log_if_internal(err: &AppError) {
 }
 
 /// Which kind of operation the request runs; `Err` for a document that does not parse.
-fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
+pub fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
     let doc = async_graphql::parser::parse_query(&request.query)
         .map_err(|e| AppError::bad_input(e.to_string()).to_server_error())?;
     let ty = match (&doc.operations, request.operation_name.as_deref()) {
@@ -110,7 +110,99 @@ pub fn finalize_errors(errors: &mut [ServerError]) {
     }
 }
 
+/// How [`Engine::admit`] opens a caller's transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    pub access: Access,
+    /// Whether the operation is a registered persisted one (the only kind analyst keys may run).
+    pub persisted: bool,
+    /// Whether it counts against the organization's rate limit (live re-reads do not: the
+    /// subscription did when it started).
+    pub metered: bool,
+    pub request_id: Option<&'a str>,
+    pub client_request_id: Option<&'a str>,
+}
+
 impl Engine {
+    /// Opens the caller's tenant transaction (which authenticates them inside PostgreSQL) and admits
+    /// the operation, or refuses it and rolls back: an unknown or revoked API key, a key of another
+    /// organization, a user who is not a member of the organization named, an analyst key off the
+    /// persisted operations, a spent rate limit.
+    pub async fn admit(
+        &self,
+        credentials: &Credentials,
+        admission: Admission<'_>,
+    ) -> AppResult<Arc<TenantTx>> {
+        let options = TxOptions {
+            access: admission.access,
+            statement_timeout_ms: self.statement_timeout_ms,
+            request_id: admission.request_id,
+            client_request_id: admission.client_request_id,
+        };
+        let tx = Arc::new(TenantTx::begin(&self.pool, credentials, options).await?);
+        let ctx = tx.context();
+        let refused = match credentials {
+            Credentials::ApiKey { .. } if ctx.api_key_id.is_none() => Some(
+                AppError::Unauthenticated("API key is invalid or revoked".into()),
+            ),
+            Credentials::ApiKey {
+                org_id: Some(org), ..
+            } if ctx.org_id != Some(*org) => Some(AppError::forbidden(
+                "this API key belongs to another organization",
+            )),
+            Credentials::User {
+                org_id: Some(_), ..
+            } if ctx.role.is_none() => Some(AppError::forbidden(
+                "you are not a member of this organization",
+            )),
+            _ => None,
+        };
+        let refused = refused.or_else(|| {
+            (ctx.role == Some(Role::Analyst)
+                && (!admission.persisted
+                    || !self
+                        .authz
+                        .allows(Role::Analyst, Object::PersistedQuery, "run")))
+            .then(|| AppError::forbidden("analyst keys may only run registered persisted queries"))
+        });
+        // Budgets are per organization (per user or key when acting without one), counted once the
+        // caller is known so nobody can spend another organization's budget by naming it.
+        let refused = refused.or_else(|| {
+            let key = ctx.org_id.or(ctx.user_id).or(ctx.api_key_id)?;
+            admission
+                .metered
+                .then(|| self.rate_limiter.check(key).err())
+                .flatten()
+        });
+        match refused {
+            Some(err) => {
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+            None => Ok(tx),
+        }
+    }
+
+    /// Adds what resolvers reach through the context: the session and the modules' handles.
+    pub fn with_operation_data(
+        &self,
+        request: Request,
+        session: Session,
+        credentials: &Credentials,
+    ) -> Request {
+        request
+            .data(session)
+            // Who may accept an invitation: the e-mail the caller's token vouches for.
+            .data(InvitationBinding::new(
+                credentials,
+                self.invitations_bind_email,
+            ))
+            // The modules' service handles; lower modules see only the follow-up traits they declare.
+            .data(self.ai.clone())
+            .data::<Arc<dyn TicketFollowUp>>(self.ai.clone())
+            .data::<&'static dyn OrganizationFollowUp>(&StartingAllowance)
+    }
+
     pub async fn execute(
         &self,
         credentials: Credentials,
@@ -147,63 +239,29 @@ impl Engine {
                 ));
             }
         };
-        let options = TxOptions {
-            access,
-            statement_timeout_ms: self.statement_timeout_ms,
-            request_id,
-            client_request_id,
-        };
-        let tx = match TenantTx::begin(&self.pool, &credentials, options).await {
-            Ok(tx) => Arc::new(tx),
+        let tx = match self
+            .admit(
+                &credentials,
+                Admission {
+                    access,
+                    persisted: persisted.is_some(),
+                    metered: true,
+                    request_id,
+                    client_request_id,
+                },
+            )
+            .await
+        {
+            Ok(tx) => tx,
             Err(err) => return Outcome::failed(&err),
         };
         let ctx = tx.context();
-        let refused = match &credentials {
-            Credentials::ApiKey { .. } if ctx.api_key_id.is_none() => Some(
-                AppError::Unauthenticated("API key is invalid or revoked".into()),
-            ),
-            Credentials::ApiKey {
-                org_id: Some(org), ..
-            } if ctx.org_id != Some(*org) => Some(AppError::forbidden(
-                "this API key belongs to another organization",
-            )),
-            Credentials::User {
-                org_id: Some(_), ..
-            } if ctx.role.is_none() => Some(AppError::forbidden(
-                "you are not a member of this organization",
-            )),
-            _ => None,
-        };
-        let refused = refused.or_else(|| {
-            (ctx.role == Some(Role::Analyst)
-                && (persisted.is_none()
-                    || !self
-                        .authz
-                        .allows(Role::Analyst, Object::PersistedQuery, "run")))
-            .then(|| AppError::forbidden("analyst keys may only run registered persisted queries"))
-        });
-        // Budgets are per organization (per user or key when acting without one), counted once the
-        // caller is known so nobody can spend another organization's budget by naming it.
-        let refused = refused.or_else(|| {
-            let key = ctx.org_id.or(ctx.user_id).or(ctx.api_key_id)?;
-            self.rate_limiter.check(key).err()
-        });
-        if let Some(err) = refused {
-            let _ = tx.rollback().await;
-            return Outcome::failed(&err);
-        }
 
-        let request = request
-            .data(Session::new(tx.clone(), self.authz.clone()))
-            // Who may accept an invitation: the e-mail the caller's token vouches for.
-            .data(InvitationBinding::new(
-                &credentials,
-                self.invitations_bind_email,
-            ))
-            // The modules' service handles; lower modules see only the follow-up traits they declare.
-            .data(self.ai.clone())
-            .data::<Arc<dyn TicketFollowUp>>(self.ai.clone())
-            .data::<&'static dyn OrganizationFollowUp>(&StartingAllowance);
+        let request = self.with_operation_data(
+            request,
+            Session::new(tx.clone(), self.authz.clone()),
+            &credentials,
+        );
         let mut response = self.schema.execute(request).await;
         finalize_errors(&mut response.errors);
 

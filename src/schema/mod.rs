@@ -1,18 +1,18 @@
-//! The GraphQL schema: the query and mutation roots merged from the product modules, the limits,
+//! The GraphQL schema: the query, mutation and subscription roots merged from the product modules, the limits,
 //! and (in [`executor`]) the engine that runs one operation in one tenant transaction. It sits above
 //! every product module and is the only place that knows them all.
 
 pub mod executor;
 pub mod persisted;
 
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::ai::graphql::AiMutation;
 use crate::audit::graphql::AuditQuery;
 use crate::billing::graphql::{BillingMutation, BillingQuery};
 use crate::config::ServerConfig;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery};
-use crate::support::graphql::{SupportMutation, SupportQuery};
+use crate::support::graphql::{SupportMutation, SupportQuery, SupportSubscription};
 
 // The fields of `Query`, module by module (their order is the order of the SDL). Plain comments:
 // a doc comment here would become the type's description in the SDL.
@@ -28,11 +28,9 @@ pub struct MutationRoot(
     AiMutation,
 );
 
-/// No module has subscriptions yet. The first one that does turns this into
-/// `#[derive(MergedSubscription, Default)] pub struct SubscriptionRoot(ItsSubscription, …)`; until
-/// then it must stay `EmptySubscription`, because a merged subscription with no members would still
-/// put a field-less `SubscriptionRoot` type (invalid GraphQL) into the SDL.
-pub type SubscriptionRoot = EmptySubscription;
+// The fields of `Subscription`, module by module (served over the websocket only).
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(SupportSubscription);
 
 pub type DeskSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

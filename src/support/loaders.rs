@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
 
-use super::repo::{WorkspaceRow, comment_counts, workspaces_by_ids};
+use super::repo::{
+    CommentRow, TicketRow, WorkspaceRow, comment_counts, comments_by_ids, tickets_by_ids,
+    workspaces_by_ids,
+};
 use crate::graphql::loader::{DeskLoaderInner, LoadError, by_ids, for_every_key, id_keys};
 
 id_keys! {
@@ -12,6 +15,41 @@ id_keys! {
     WorkspaceKey;
     /// The number of comments of a ticket, by ticket id.
     CommentCountKey;
+    /// A ticket, by id.
+    TicketKey;
+    /// A comment, by id.
+    CommentKey;
+}
+
+impl Loader<TicketKey> for DeskLoaderInner {
+    type Value = TicketRow;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[TicketKey]) -> Result<HashMap<TicketKey, TicketRow>, LoadError> {
+        by_ids(
+            keys,
+            |ids| async move { tickets_by_ids(self.tx(), &ids).await },
+            |t| t.id,
+        )
+        .await
+    }
+}
+
+impl Loader<CommentKey> for DeskLoaderInner {
+    type Value = CommentRow;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[CommentKey],
+    ) -> Result<HashMap<CommentKey, CommentRow>, LoadError> {
+        by_ids(
+            keys,
+            |ids| async move { comments_by_ids(self.tx(), &ids).await },
+            |c| c.id,
+        )
+        .await
+    }
 }
 
 impl Loader<WorkspaceKey> for DeskLoaderInner {

@@ -1,5 +1,6 @@
 //! The support desk: workspaces, tickets and comments.
 
+pub mod events;
 pub mod graphql;
 pub mod loaders;
 pub mod repo;

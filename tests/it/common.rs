@@ -183,6 +183,7 @@ impl TestDb {
     pub fn db_config(&self) -> DbConfig {
         DbConfig {
             database_url: self.runtime_url.clone().into(),
+            database_listen_url: "".into(),
             database_admin_url: self.admin_url.clone().into(),
             app_role: APP_ROLE.into(),
             app_password: APP_PASSWORD.into(),
@@ -244,6 +245,7 @@ pub fn server_config() -> ServerConfig {
         instance_heartbeat_secs: 0,
         // Tests grant allowances explicitly (billing::allowance::grant_due), not on a timer.
         allowance_interval_secs: 0,
+        live: deskgraph::config::LiveConfig::default(),
         shutdown: deskgraph::config::ShutdownConfig {
             shutdown_grace_secs: 5,
         },
@@ -713,4 +715,31 @@ impl Drop for TestRole {
         })
         .join();
     }
+}
+
+impl TestApp {
+    /// Another server instance on this test's database, with `cfg` (its own pool, port and live
+    /// `LISTEN` connection); stop it with [`Server::stop`]. Its base URL is `http://{addr}`.
+    pub async fn spawn_instance(&self, cfg: &ServerConfig) -> Server {
+        let state = build_state(&self.db.db_config(), cfg, deskgraph::ai::Ai::builtin())
+            .await
+            .expect("second instance's state builds");
+        Server::start(state, cfg)
+            .await
+            .expect("second instance starts")
+    }
+}
+
+/// POSTs a GraphQL operation to the server at `base` and expects success; returns `data`.
+pub async fn ok_at(base: &str, caller: &Caller, query: &str, variables: Value) -> Value {
+    let req = caller.apply(
+        reqwest::Client::new()
+            .post(format!("{base}/graphql"))
+            .json(&json!({"query": query, "variables": variables})),
+    );
+    let resp = send_raw(req).await;
+    let body = resp.json();
+    assert_eq!(resp.status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+    body["data"].clone()
 }

@@ -28,10 +28,11 @@ const RANKS: &[(&str, u32)] = &[
     ("audit", 33),
     // Schema roots and the executor, then the entry points.
     ("schema", 40),
-    ("http", 41),
-    ("app", 42),
-    ("demo", 43),
-    ("cli", 44),
+    ("live", 41),
+    ("http", 42),
+    ("app", 43),
+    ("demo", 44),
+    ("cli", 45),
 ];
 
 /// Edges against the order that are allowed, by file and target: the GraphQL type graph only

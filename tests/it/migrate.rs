@@ -169,6 +169,7 @@ async fn migrate_run_creates_a_missing_database_and_is_idempotent() {
     assert!(!db.exists().await);
     let cfg = DbConfig {
         database_url: db_url(&role.name, None, &db.name).into(),
+        database_listen_url: "".into(),
         database_admin_url: db.admin_url().into(),
         app_role: role.name.clone(),
         app_password: Default::default(),
@@ -221,6 +222,7 @@ async fn migrating_as_a_role_without_bypassrls_fails_with_a_clear_message_and_ch
         // The command, too, with the weak role as DATABASE_ADMIN_URL.
         let cfg = DbConfig {
             database_url: url.clone().into(),
+            database_listen_url: "".into(),
             database_admin_url: url.into(),
             app_role: app_role.clone(),
             app_password: Default::default(),

@@ -19,7 +19,8 @@ pub const COMMENT_MAX: usize = 20_000;
 pub struct Comment {
     pub id: ID,
     pub body: String,
-    /// Internal notes are for the team only and never sent to the requester.
+    /// Internal notes are for the team only (owners, admins, agents; not viewers or analyst keys)
+    /// and never sent to the requester.
     pub internal: bool,
     pub created_at: DateTime<Utc>,
     #[graphql(skip)]

@@ -35,6 +35,20 @@ impl CommentRow {
     }
 }
 
+/// The comments among `ids` the transaction may see (in no particular order).
+pub async fn comments_by_ids(tx: &TenantTx, ids: &[Uuid]) -> AppResult<Vec<CommentRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("select {COMMENT_COLUMNS} from ticket_comments c where c.id = any($1)");
+    tx.query(&sql, &[&ids])
+        .await
+        .db_context("failed to load comments by id")?
+        .iter()
+        .map(CommentRow::from_row)
+        .collect()
+}
+
 /// A page of a ticket's comments, oldest first, after `(created_at, id)` when given.
 pub async fn comments_page(
     tx: &TenantTx,

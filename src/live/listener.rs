@@ -1,0 +1,83 @@
+//! The instance's one `LISTEN deskgraph_live` connection: reconnects with backoff, and after any gap
+//! sends `RESYNC` to every group (notifications during the gap are gone).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::Hub;
+use crate::support::events::{CHANNEL, parse_notification};
+
+/// The connection's `application_name` (to find it in `pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "deskgraph-live";
+
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(10);
+
+pub(super) async fn run(hub: Arc<Hub>, mut config: tokio_postgres::Config) {
+    config.application_name(APPLICATION_NAME);
+    let mut stopping = hub.stopping();
+    let mut retry = FIRST_RETRY;
+    let mut heard_before = false;
+    loop {
+        let session = listen(&hub, &config, &mut heard_before, &mut retry);
+        tokio::select! {
+            _ = stopping.changed() => return,
+            result = session => match result {
+                Ok(()) => tracing::warn!("live notification connection closed; reconnecting"),
+                Err(err) => tracing::warn!(error = %err, retry_ms = retry.as_millis() as u64, "live notification connection failed; reconnecting"),
+            },
+        }
+        tokio::select! {
+            _ = stopping.changed() => return,
+            () = tokio::time::sleep(retry) => {},
+        }
+        retry = (retry * 2).min(LAST_RETRY);
+    }
+}
+
+/// One connection's life: LISTEN, then dispatch until it drops.
+async fn listen(
+    hub: &Hub,
+    config: &tokio_postgres::Config,
+    heard_before: &mut bool,
+    retry: &mut Duration,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    {
+        let statement = format!("listen {CHANNEL}");
+        let listen = client.batch_execute(&statement);
+        tokio::pin!(listen);
+        // The connection must be polled for LISTEN to complete.
+        loop {
+            tokio::select! {
+                done = &mut listen => { done?; break; }
+                message = messages.next() => match message {
+                    Some(Ok(_)) => {},
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+    *retry = FIRST_RETRY;
+    if *heard_before {
+        tracing::info!("live notifications are back; subscribers get RESYNC");
+        hub.resync_all();
+    }
+    *heard_before = true;
+    tracing::info!("listening for live events");
+    while let Some(message) = messages.next().await {
+        if let AsyncMessage::Notification(n) = message? {
+            match parse_notification(n.payload()) {
+                Some((org, event)) => hub.dispatch(org, event),
+                None => tracing::warn!(channel = n.channel(), "unreadable live notification"),
+            }
+        }
+    }
+    drop(client);
+    Ok(())
+}
