@@ -135,6 +135,13 @@ impl Server {
         };
         let task = tokio::spawn(http::serve(listener, router, shutdown, grace));
         let mut background = vec![state.hub.start(state.listen.clone())];
+        // Serve subscriptions once changes can be heard (a database that is down now must not keep
+        // the API from starting: subscribers then get RESYNC when the connection comes up).
+        if !state.hub.wait_listening(Duration::from_secs(5)).await {
+            tracing::warn!(
+                "live notifications not connected yet; subscriptions get RESYNC once they are"
+            );
+        }
         if cfg.allowance_interval_secs > 0 {
             background.push(billing::allowance::spawn(
                 state.engine.pool.clone(),

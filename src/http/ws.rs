@@ -185,14 +185,11 @@ impl Socket<'_> {
             expires_at,
         } = match authenticate(&state.verifier, authorization, org).await {
             Ok(authenticated) => authenticated,
-            Err(err) => return self.refuse(Close::Forbidden, &err).await,
+            Err(_) => return self.refuse(Close::Forbidden).await,
         };
         let _slot = match self.hub.connect(&credentials).await {
             Ok(slot) => slot,
-            Err(why) => {
-                let err = AppError::forbidden("the credentials were refused");
-                return self.refuse(why, &err).await;
-            }
+            Err(why) => return self.refuse(why).await,
         };
         if !self.send(r#"{"type":"connection_ack"}"#.to_owned()).await {
             return;
@@ -212,12 +209,12 @@ impl Socket<'_> {
         self.run(&conn, ends, &credentials, expiry).await;
     }
 
-    /// Refuses credentials: 4403 (or 1013) before any ack; the legacy protocol hears why first.
-    async fn refuse(&mut self, why: Close, err: &AppError) {
+    /// Refuses the socket before any ack: 4403 (or 1013); the legacy protocol hears why first.
+    async fn refuse(&mut self, why: Close) {
         if self.legacy() {
             let message = serde_json::json!({
                 "type": "connection_error",
-                "payload": { "message": why.reason(), "extensions": { "code": err.code() } },
+                "payload": { "message": why.reason() },
             });
             let _ = self.send(message.to_string()).await;
         }

@@ -16,6 +16,15 @@ pub const APPLICATION_NAME: &str = "deskgraph-live";
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const LAST_RETRY: Duration = Duration::from_secs(10);
 
+/// Marks the hub as not listening when a connection's life ends, however it ends.
+struct NotListening<'a>(&'a Hub);
+
+impl Drop for NotListening<'_> {
+    fn drop(&mut self) {
+        self.0.listening.send_replace(false);
+    }
+}
+
 pub(super) async fn run(hub: Arc<Hub>, mut config: tokio_postgres::Config) {
     config.application_name(APPLICATION_NAME);
     let mut stopping = hub.stopping();
@@ -66,10 +75,14 @@ async fn listen(
     *retry = FIRST_RETRY;
     if *heard_before {
         tracing::info!("live notifications are back; subscribers get RESYNC");
-        hub.resync_all();
+    } else {
+        tracing::info!("listening for live events");
     }
+    // Whoever subscribed while nobody listened may have missed something (none do at a normal start).
+    hub.resync_all();
     *heard_before = true;
-    tracing::info!("listening for live events");
+    hub.listening.send_replace(true);
+    let _not_listening = NotListening(hub);
     while let Some(message) = messages.next().await {
         if let AsyncMessage::Notification(n) = message? {
             match parse_notification(n.payload()) {

@@ -47,6 +47,8 @@ pub struct Hub {
     metrics: LiveMetrics,
     state: Mutex<State>,
     stopping: watch::Sender<bool>,
+    /// Whether the LISTEN connection is up.
+    listening: watch::Sender<bool>,
     next_key: AtomicU64,
     sockets: AtomicUsize,
     sockets_gone: Notify,
@@ -203,6 +205,7 @@ impl Hub {
             metrics,
             state: Mutex::default(),
             stopping: watch::channel(false).0,
+            listening: watch::channel(false).0,
             next_key: AtomicU64::new(1),
             sockets: AtomicUsize::new(0),
             sockets_gone: Notify::new(),
@@ -224,6 +227,14 @@ impl Hub {
     /// Starts listening on `listen` (a direct session connection); the task ends at [`Hub::stop`].
     pub fn start(self: &Arc<Self>, listen: tokio_postgres::Config) -> tokio::task::JoinHandle<()> {
         tokio::spawn(listener::run(self.clone(), listen))
+    }
+
+    /// Waits (at most `limit`) until the LISTEN connection is up; false if it is not.
+    pub async fn wait_listening(&self, limit: Duration) -> bool {
+        let mut listening = self.listening.subscribe();
+        tokio::time::timeout(limit, listening.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Resolves when the instance is stopping (sockets then close with 1001).
