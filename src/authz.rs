@@ -57,6 +57,7 @@ pub enum Object {
     Credits,
     Plan,
     AuditLog,
+    Analytics,
 }
 
 text_enum!(Object, "object", {
@@ -71,6 +72,7 @@ text_enum!(Object, "object", {
     Credits => "credits",
     Plan => "plan",
     AuditLog => "audit_log",
+    Analytics => "analytics",
 });
 
 pub struct Authz {

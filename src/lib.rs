@@ -28,6 +28,7 @@ pub mod graphql;
 
 // Product modules, lowest first; each owns its tables, SQL, loaders and GraphQL types.
 pub mod ai;
+pub mod analytics;
 pub mod audit;
 pub mod billing;
 pub mod identity;

@@ -8,6 +8,7 @@ pub mod persisted;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::ai::graphql::AiMutation;
+use crate::analytics::graphql::AnalyticsQuery;
 use crate::audit::graphql::AuditQuery;
 use crate::billing::graphql::{BillingMutation, BillingQuery};
 use crate::config::ServerConfig;
@@ -17,7 +18,13 @@ use crate::support::graphql::{SupportMutation, SupportQuery, SupportSubscription
 // The fields of `Query`, module by module (their order is the order of the SDL). Plain comments:
 // a doc comment here would become the type's description in the SDL.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(IdentityQuery, SupportQuery, BillingQuery, AuditQuery);
+pub struct QueryRoot(
+    IdentityQuery,
+    SupportQuery,
+    BillingQuery,
+    AuditQuery,
+    AnalyticsQuery,
+);
 
 // The fields of `Mutation`, module by module (their order is the order of the SDL).
 #[derive(MergedObject, Default)]

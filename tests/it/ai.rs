@@ -242,7 +242,11 @@ async fn a_finished_analysis_is_announced_with_ids_only() {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["at", "comment_id", "kind", "org_id", "ticket_id"], "{payload}");
+    assert_eq!(
+        keys,
+        ["at", "comment_id", "kind", "org_id", "ticket_id"],
+        "{payload}"
+    );
     assert!(payload["comment_id"].is_null());
     w.shutdown(Duration::from_secs(2)).await;
 }

@@ -26,6 +26,8 @@ const RANKS: &[(&str, u32)] = &[
     ("support", 32),
     ("ai", 33),
     ("audit", 33),
+    // Reads every module's rows through the database only.
+    ("analytics", 34),
     // Schema roots and the executor, then the entry points.
     ("schema", 40),
     ("live", 41),
