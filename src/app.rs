@@ -2,7 +2,6 @@
 //! [`build_state`] and [`Server::start`], so tests drive exactly what production runs.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +32,13 @@ pub async fn build_state(
 ) -> anyhow::Result<Arc<AppState>> {
     let pool = db::runtime_pool(db_cfg)?;
     db::safety::check_runtime_role(&pool).await?;
-    let persisted = PersistedQueries::load(Path::new(&cfg.persisted_dir))?;
+    let persisted = PersistedQueries::from_setting(&cfg.persisted_dir)?;
+    let source = persisted.source();
+    if persisted.is_empty() {
+        tracing::warn!(%source, "no persisted operations registered; analyst keys can run nothing");
+    } else {
+        tracing::info!(count = persisted.len(), %source, "persisted operations registered");
+    }
     let mut verifier =
         JwtVerifier::new(cfg.jwt_secret.expose(), &cfg.jwt_issuer, &cfg.jwt_audience);
     if !cfg.jwks_url.is_empty() {
@@ -78,6 +83,7 @@ pub async fn build_state(
         verifier,
         metrics,
         max_body_bytes: cfg.max_body_bytes,
+        analyst_cache_max_age_secs: cfg.analyst_cache_max_age_secs,
     }))
 }
 

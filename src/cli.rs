@@ -1,7 +1,9 @@
 //! The `deskgraph` command line: one binary, several roles.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
@@ -90,6 +92,14 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Print the persisted operations the server registers as an Apollo persisted query manifest
+    /// (JSON: id = sha256 of the body, name, type, body; sorted by name).
+    Manifest {
+        /// Folder of persisted operations (`*.graphql`) instead of the embedded catalogue (as for
+        /// `serve`); empty: the catalogue compiled into the binary.
+        #[arg(long, env = "DESKGRAPH_PERSISTED_DIR", default_value = "")]
+        persisted_dir: String,
+    },
     /// Zero-configuration demo: local PostgreSQL (or a private cluster), migrations, sample data, tokens, server.
     Demo {
         #[command(flatten)]
@@ -240,6 +250,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Schema => {
             print!("{}", schema::sdl());
             Ok(())
+        }
+        Command::Manifest { persisted_dir } => {
+            let catalogue = schema::persisted::PersistedQueries::from_setting(&persisted_dir)?;
+            let json = serde_json::to_string_pretty(&catalogue.manifest())?;
+            // Written, not printed: a closed pipe (`| head`) is an error to report, not a panic.
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{json}")
+                .and_then(|()| out.flush())
+                .context("cannot write the manifest")
         }
         Command::Demo {
             db,

@@ -126,14 +126,21 @@ pub struct ServerConfig {
     #[arg(long, env = "DESKGRAPH_MAX_COMPLEXITY", default_value_t = 5_000)]
     pub max_complexity: usize,
 
-    /// Folder of registered persisted operations (`*.graphql`), the only documents API keys with the
-    /// `analyst` role may run.
+    /// Folder of persisted operations (`*.graphql`, one named operation each) to register instead of
+    /// the catalogue compiled into the binary (`schema/persisted/`); empty: the embedded catalogue.
+    /// Persisted operations are the only documents API keys with the `analyst` role may run.
+    #[arg(long, env = "DESKGRAPH_PERSISTED_DIR", default_value = "")]
+    pub persisted_dir: String,
+
+    /// Seconds an analyst key's client may reuse a persisted query's result fetched over GET
+    /// (`Cache-Control: private, max-age=N`, with an `ETag` for `If-None-Match` revalidation);
+    /// 0: `no-store`, like every other response.
     #[arg(
         long,
-        env = "DESKGRAPH_PERSISTED_DIR",
-        default_value = "schema/persisted"
+        env = "DESKGRAPH_ANALYST_CACHE_MAX_AGE_SECS",
+        default_value_t = 60
     )]
-    pub persisted_dir: String,
+    pub analyst_cache_max_age_secs: u64,
 
     /// GraphQL operations per organization and minute across all server instances (bursts of as
     /// many); 0 turns the limit off. Callers without an organization are limited per user. Each

@@ -131,9 +131,9 @@ impl Analytics {
     async fn ticket_volume(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] interval: Interval,
+        #[graphql(default_with = "Some(Interval::Day)")] interval: Option<Interval>,
     ) -> AppResult<Vec<TicketVolumePoint>> {
-        let buckets = self.window.buckets(interval)?;
+        let buckets = self.window.buckets(interval.unwrap_or_default())?;
         let s = Self::session(ctx)?;
         let (open_at_from, points) = repo::ticket_volume(
             &s.tx,
@@ -219,9 +219,9 @@ impl Analytics {
     async fn credit_usage(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default)] interval: Interval,
+        #[graphql(default_with = "Some(Interval::Day)")] interval: Option<Interval>,
     ) -> AppResult<Vec<CreditUsagePoint>> {
-        let buckets = self.window.buckets(interval)?;
+        let buckets = self.window.buckets(interval.unwrap_or_default())?;
         let s = Self::session(ctx)?;
         let points = repo::credit_usage(&s.tx, &buckets, self.window.from, self.window.to).await?;
         Ok(points
@@ -306,11 +306,12 @@ impl AnalyticsQuery {
         ctx: &Context<'_>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        #[graphql(default_with = "String::from(\"UTC\")")] time_zone: String,
+        #[graphql(default_with = "Some(String::from(\"UTC\"))")] time_zone: Option<String>,
         workspace_id: Option<ID>,
     ) -> AppResult<Analytics> {
         Analytics::session(ctx)?;
-        let window = Window::new(from, to, &time_zone)?;
+        // Null (a persisted operation's omitted variable) means the default too.
+        let window = Window::new(from, to, time_zone.as_deref().unwrap_or("UTC"))?;
         let workspace = parse_opt_id("workspaceId", workspace_id.as_ref())?;
         Ok(Analytics {
             window,

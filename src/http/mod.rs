@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use sha2::{Digest as _, Sha256};
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -46,6 +47,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub verifier: JwtVerifier,
     pub max_body_bytes: usize,
+    /// `max-age` of analyst keys' persisted GETs (`DESKGRAPH_ANALYST_CACHE_MAX_AGE_SECS`); 0: not
+    /// cached.
+    pub analyst_cache_max_age_secs: u64,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -195,6 +199,55 @@ fn outcome_response(outcome: Outcome) -> Response {
     response
 }
 
+/// A response the caller may keep ([`Outcome::cacheable`]: a persisted query an analyst key ran over
+/// GET): `Cache-Control: private, max-age=N` and a strong `ETag`, the sha256 of the body. A request
+/// whose `If-None-Match` names that tag gets `304 Not Modified` without a body; it was still executed
+/// (and counted by the rate limiter), since only the result tells whether the data changed.
+fn cacheable_response(outcome: Outcome, headers: &HeaderMap, max_age_secs: u64) -> Response {
+    let Ok(body) = serde_json::to_vec(&outcome.response) else {
+        return outcome_response(outcome);
+    };
+    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|v| etag_listed(v, &etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            outcome.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    };
+    let out = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age_secs}")) {
+        out.insert(header::CACHE_CONTROL, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        out.insert(header::ETAG, value);
+    }
+    // The result is the caller's (its key, its organization): a shared cache must tell callers apart.
+    out.insert(
+        header::VARY,
+        HeaderValue::from_static("Authorization, x-org-id"),
+    );
+    response
+}
+
+/// Whether an `If-None-Match` value (`*`, or a list of entity tags, weak or strong) names `etag`;
+/// `If-None-Match` compares weakly (RFC 9110, 13.1.2).
+fn etag_listed(value: &HeaderValue, etag: &str) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.trim() == "*"
+            || v.split(',')
+                .map(str::trim)
+                .any(|tag| tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    })
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -235,6 +288,9 @@ async fn run(
     state
         .metrics
         .observe(label, started.elapsed(), outcome.statements);
+    if outcome.cacheable && state.analyst_cache_max_age_secs > 0 {
+        return cacheable_response(outcome, headers, state.analyst_cache_max_age_secs);
+    }
     outcome_response(outcome)
 }
 

@@ -111,6 +111,180 @@ fn reindex_refuses_without_qdrant() {
     assert!(out.stdout.is_empty(), "nothing queued");
 }
 
+/// `deskgraph manifest`: the persisted operations as an Apollo persisted query manifest.
+mod manifest {
+    use std::collections::BTreeMap;
+
+    use deskgraph::schema::persisted::EMBEDDED;
+    use serde_json::Value;
+    use sha2::{Digest as _, Sha256};
+
+    use super::deskgraph;
+
+    fn sha256_hex(text: &str) -> String {
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    /// Runs `deskgraph manifest` with `args` and `dir` as `DESKGRAPH_PERSISTED_DIR` (unset: none).
+    fn manifest(args: &[&str], dir: Option<&std::path::Path>) -> std::process::Output {
+        let mut cmd = deskgraph();
+        cmd.arg("manifest").args(args);
+        match dir {
+            Some(dir) => cmd.env("DESKGRAPH_PERSISTED_DIR", dir),
+            None => cmd.env_remove("DESKGRAPH_PERSISTED_DIR"),
+        };
+        cmd.output().unwrap()
+    }
+
+    fn parse(out: &std::process::Output) -> Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(manifest["format"], "apollo-persisted-query-manifest");
+        assert_eq!(manifest["version"], 1);
+        for op in manifest["operations"].as_array().unwrap() {
+            assert_eq!(op["id"], sha256_hex(op["body"].as_str().unwrap()), "{op}");
+        }
+        manifest
+    }
+
+    /// `(name, type)` of every operation, in the manifest's order.
+    fn names_and_types(manifest: &Value) -> Vec<(String, String)> {
+        manifest["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| {
+                (
+                    op["name"].as_str().unwrap().to_owned(),
+                    op["type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn manifest_lists_the_embedded_catalogue_with_the_hashes_clients_send() {
+        let out = manifest(&[], None);
+        let printed = parse(&out);
+        assert_eq!(
+            names_and_types(&printed),
+            [
+                "AiAndCredits",
+                "Dashboard",
+                "ResponseTimes",
+                "TicketVolume",
+                "TicketsExport",
+                "Workspaces"
+            ]
+            .map(|n| (n.to_owned(), "query".to_owned()))
+        );
+        let ids: BTreeMap<String, String> = printed["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| {
+                (
+                    op["id"].as_str().unwrap().to_owned(),
+                    op["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        // The ids are the sha256 of the bodies compiled in, which are the files of schema/persisted.
+        let embedded: BTreeMap<String, &str> = EMBEDDED
+            .iter()
+            .map(|(name, body)| (sha256_hex(body), *name))
+            .collect();
+        assert_eq!(
+            ids.keys().collect::<Vec<_>>(),
+            embedded.keys().collect::<Vec<_>>()
+        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/persisted");
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "graphql") {
+                files += 1;
+                let id = sha256_hex(&std::fs::read_to_string(&path).unwrap());
+                assert!(
+                    ids.contains_key(&id),
+                    "{} is not in the manifest",
+                    path.display()
+                );
+            }
+        }
+        assert_eq!(files, ids.len());
+        assert_eq!(
+            ids[&sha256_hex(crate::common::persisted("tickets_export"))],
+            "TicketsExport"
+        );
+        assert_eq!(
+            ids[&sha256_hex(crate::common::persisted("dashboard"))],
+            "Dashboard"
+        );
+        // Deterministic: the same bytes every time, and the folder itself lists alike.
+        assert_eq!(manifest(&[], None).stdout, out.stdout);
+        let from_folder = manifest(&[], Some(std::path::Path::new(dir)));
+        assert_eq!(from_folder.stdout, out.stdout);
+    }
+
+    #[test]
+    fn manifest_reads_the_folder_the_server_is_told_to() {
+        let dir = std::env::temp_dir().join(format!("deskgraph-manifest-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, body) in [
+            ("zeta.graphql", "query Zeta { viewer { role } }\n"),
+            (
+                "close.graphql",
+                "mutation CloseTicket($id: ID!) { updateTicket(id: $id, input: {status: CLOSED}) { id } }\n",
+            ),
+            (
+                "events.graphql",
+                "subscription TicketEvents { ticketEvents { kind } }\n",
+            ),
+            ("README.md", "not a document"),
+        ] {
+            std::fs::write(dir.join(file), body).unwrap();
+        }
+        let expected = [
+            ("CloseTicket", "mutation"),
+            ("TicketEvents", "subscription"),
+            ("Zeta", "query"),
+        ]
+        .map(|(n, t)| (n.to_owned(), t.to_owned()));
+        let by_env = parse(&manifest(&[], Some(&dir)));
+        assert_eq!(names_and_types(&by_env), expected);
+        assert_eq!(
+            by_env["operations"][2]["body"],
+            "query Zeta { viewer { role } }\n"
+        );
+        let by_flag = parse(&manifest(&["--persisted-dir", dir.to_str().unwrap()], None));
+        assert_eq!(by_flag, by_env);
+
+        // A document with two operations has no one name: refused.
+        std::fs::write(
+            dir.join("two.graphql"),
+            "query A { viewer { role } } query B { viewer { role } }",
+        )
+        .unwrap();
+        let out = manifest(&[], Some(&dir));
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("two.graphql"), "{stderr}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A folder that is not there is an error, not an empty catalogue.
+        let out = manifest(&[], Some(&dir));
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(dir.to_str().unwrap()), "{stderr}");
+    }
+}
+
 /// Settings are logged and printed with `{:?}` (start-up, errors): no secret may show.
 mod config_debug {
     use clap::Parser;

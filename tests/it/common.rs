@@ -239,7 +239,9 @@ pub fn server_config() -> ServerConfig {
         max_body_bytes: 1_048_576,
         max_depth: 15,
         max_complexity: 5_000,
-        persisted_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/schema/persisted").into(),
+        // The catalogue compiled into the binary, as in production.
+        persisted_dir: String::new(),
+        analyst_cache_max_age_secs: 60,
         rate_limit_per_minute: 0,
         rate_limit_floor_per_minute: 10,
         instance_heartbeat_secs: 0,

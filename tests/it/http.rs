@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::common::{Caller, OrgFixture, TestApp, error_code, org_fixture, persisted, send_raw};
+use crate::common::{
+    Caller, OrgFixture, RawResponse, TestApp, error_code, org_fixture, persisted, send_raw,
+    server_config,
+};
 
 fn url(app: &TestApp, path: &str) -> String {
     format!("{}{path}", app.base)
@@ -174,6 +177,12 @@ async fn graphiql_is_served_with_a_csp_that_allows_what_it_loads() {
     );
     assert!(resp.text.to_lowercase().contains("graphiql"));
     assert!(resp.text.contains("/graphql"), "points at the endpoint");
+    // Subscriptions: GraphiQL's fetcher gets the websocket URL of the same path.
+    assert!(
+        resp.text
+            .contains("subscriptionUrl: createUrl('/graphql', true)"),
+        "GraphiQL runs subscriptions over /graphql"
+    );
     assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
 
     let header = resp.header("content-security-policy").unwrap();
@@ -486,6 +495,236 @@ async fn unknown_and_mismatching_persisted_query_hashes_are_refused() {
         Some("BAD_USER_INPUT"),
         "{body}"
     );
+}
+
+/// A GET of the persisted operation `name` (`schema/persisted/{name}.graphql`) by hash, as `caller`.
+fn persisted_get(
+    app: &TestApp,
+    caller: &Caller,
+    name: &str,
+    variables: &Value,
+) -> reqwest::RequestBuilder {
+    let pq = json!({"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(persisted(name))}});
+    caller.apply(app.http.get(url(app, "/graphql")).query(&[
+        ("extensions", pq.to_string()),
+        ("variables", variables.to_string()),
+    ]))
+}
+
+fn assert_not_cacheable(case: &str, resp: &RawResponse) {
+    assert_eq!(resp.header("cache-control"), Some("no-store"), "{case}");
+    assert_eq!(resp.header("etag"), None, "{case}");
+}
+
+fn vary(resp: &RawResponse) -> String {
+    resp.headers
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::test]
+async fn analyst_gets_of_persisted_operations_are_privately_cacheable_and_revalidate() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let vars = json!({"first": 50});
+    let get = || persisted_get(&app, &org.analyst_key, "tickets_export", &vars);
+
+    let resp = send_raw(get()).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert!(resp.json().get("errors").is_none(), "{}", resp.text);
+    assert_eq!(resp.json()["data"]["tickets"]["totalCount"], 1);
+    assert_eq!(resp.header("cache-control"), Some("private, max-age=60"));
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let etag = resp.header("etag").expect("an ETag").to_owned();
+    assert_eq!(
+        etag,
+        format!("\"{}\"", sha256_hex(&resp.text)),
+        "a strong tag: the sha256 of the body"
+    );
+    let varies = vary(&resp);
+    assert!(
+        varies.contains("authorization") && varies.contains("x-org-id"),
+        "{varies}"
+    );
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+    assert!(resp.header("x-request-id").is_some());
+
+    // The same data: the same body and tag.
+    let again = send_raw(get()).await;
+    assert_eq!(again.text, resp.text);
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+
+    // A client holding the tag gets 304 Not Modified, without a body, with the cache headers.
+    for if_none_match in [
+        etag.clone(),
+        format!("\"0\", {etag}"),
+        format!("W/{etag}"),
+        "*".to_owned(),
+    ] {
+        let resp = send_raw(get().header("if-none-match", &if_none_match)).await;
+        assert_eq!(resp.status, 304, "{if_none_match}: {}", resp.text);
+        assert!(resp.text.is_empty(), "{}", resp.text);
+        assert_eq!(resp.header("etag"), Some(etag.as_str()));
+        assert_eq!(resp.header("cache-control"), Some("private, max-age=60"));
+        assert!(vary(&resp).contains("authorization"));
+    }
+    // Another tag: the whole response.
+    let other = send_raw(get().header("if-none-match", "\"0\"")).await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.text, resp.text);
+
+    // Once the data changes, so does the tag: the old one gets the new data.
+    app.ok(
+        &org.agent,
+        "mutation($i: CreateTicketInput!) { createTicket(input: $i) { id } }",
+        json!({"i": {"workspaceId": org.workspace, "title": "second"}}),
+    )
+    .await;
+    let changed = send_raw(get().header("if-none-match", &etag)).await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.json()["data"]["tickets"]["totalCount"], 2);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+
+    // By hash over POST: never cached.
+    let pq = json!({"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(persisted("tickets_export"))}});
+    let post = send_raw(
+        org.analyst_key.apply(
+            app.http
+                .post(url(&app, "/graphql"))
+                .header("if-none-match", &etag)
+                .json(&json!({"query": "", "variables": vars, "extensions": pq})),
+        ),
+    )
+    .await;
+    assert_eq!(post.status, 200, "{}", post.text);
+    assert!(post.json().get("errors").is_none(), "{}", post.text);
+    assert_not_cacheable("POST", &post);
+
+    // Anyone else's GET of the same persisted operation: not cached.
+    for (case, caller) in [
+        ("owner", &org.owner),
+        ("viewer", &org.viewer),
+        ("agent key", &org.agent_key),
+    ] {
+        let resp = send_raw(persisted_get(&app, caller, "tickets_export", &vars)).await;
+        assert_eq!(resp.status, 200, "{case}: {}", resp.text);
+        assert!(resp.json().get("errors").is_none(), "{case}: {}", resp.text);
+        assert_not_cacheable(case, &resp);
+    }
+
+    // A persisted GET that fails is not cached.
+    let failed = send_raw(persisted_get(
+        &app,
+        &org.analyst_key,
+        "tickets_export",
+        &json!({"first": "many"}),
+    ))
+    .await;
+    assert!(failed.json().get("errors").is_some(), "{}", failed.text);
+    assert_not_cacheable("errors", &failed);
+
+    // An ad-hoc document over GET is refused to the analyst key.
+    let adhoc = send_raw(
+        org.analyst_key.apply(
+            app.http
+                .get(url(&app, "/graphql"))
+                .query(&[("query", "{ tickets { totalCount } }")]),
+        ),
+    )
+    .await;
+    assert_eq!(adhoc.status, 403, "{}", adhoc.text);
+    assert_eq!(error_code(&adhoc.json()).as_deref(), Some("FORBIDDEN"));
+    assert_not_cacheable("ad hoc", &adhoc);
+}
+
+#[tokio::test]
+async fn analyst_caching_is_off_with_a_max_age_of_zero() {
+    let mut cfg = server_config();
+    cfg.analyst_cache_max_age_secs = 0;
+    let app = TestApp::spawn_with(cfg).await;
+    let org = org_fixture(&app, "acme").await;
+    let resp = send_raw(persisted_get(
+        &app,
+        &org.analyst_key,
+        "workspaces",
+        &json!({}),
+    ))
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json()["data"]["organization"]["slug"], "acme");
+    assert_not_cacheable("max-age 0", &resp);
+}
+
+#[tokio::test]
+async fn a_not_modified_answer_still_counts_against_the_rate_limit() {
+    let mut cfg = server_config();
+    // The fixture spends about ten of these.
+    cfg.rate_limit_per_minute = 30;
+    let app = TestApp::spawn_with(cfg).await;
+    let org = org_fixture(&app, "acme").await;
+    let first = send_raw(persisted_get(
+        &app,
+        &org.analyst_key,
+        "workspaces",
+        &json!({}),
+    ))
+    .await;
+    let etag = first.header("etag").expect("an ETag").to_owned();
+    let mut not_modified = 0;
+    for _ in 0..30 {
+        let resp = send_raw(
+            persisted_get(&app, &org.analyst_key, "workspaces", &json!({}))
+                .header("if-none-match", &etag),
+        )
+        .await;
+        match resp.status {
+            304 => not_modified += 1,
+            429 => {
+                assert!(not_modified > 0);
+                assert_eq!(error_code(&resp.json()).as_deref(), Some("RATE_LIMITED"));
+                assert_not_cacheable("rate limited", &resp);
+                return;
+            }
+            other => panic!("{other}: {}", resp.text),
+        }
+    }
+    panic!("{not_modified} answers of 304 and never rate limited");
+}
+
+/// Every operation of the catalogue runs for an analyst key with only its required variables (the
+/// optional ones take their defaults), by hash over GET, without errors, and revalidates.
+#[tokio::test]
+async fn every_persisted_operation_runs_for_the_analyst_key_with_required_variables_only() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let to = chrono::Utc::now() + chrono::Duration::days(1);
+    let from = to - chrono::Duration::days(30);
+    let mut failures = vec![];
+    for (name, text) in deskgraph::schema::persisted::EMBEDDED {
+        let vars = if text.contains("$from: DateTime!") {
+            json!({"from": from.to_rfc3339(), "to": to.to_rfc3339()})
+        } else {
+            json!({})
+        };
+        let resp = send_raw(persisted_get(&app, &org.analyst_key, name, &vars)).await;
+        let body = resp.json();
+        if resp.status != 200 || body.get("errors").is_some() {
+            failures.push(format!("{name}: {} {}", resp.status, resp.text));
+        } else {
+            // The same data serializes alike (async-graphql alone orders fields as their resolvers
+            // finish): the tag revalidates.
+            let etag = resp.header("etag").expect("an ETag");
+            let again = send_raw(
+                persisted_get(&app, &org.analyst_key, name, &vars).header("if-none-match", etag),
+            )
+            .await;
+            assert_eq!(again.status, 304, "{name}: {}", again.text);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test]

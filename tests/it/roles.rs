@@ -92,6 +92,7 @@ fn object(name: &str) -> Object {
         "invitation" => Object::Invitation,
         "api_key" => Object::ApiKey,
         "persisted_query" => Object::PersistedQuery,
+        "analytics" => Object::Analytics,
         "credits" => Object::Credits,
         "plan" => Object::Plan,
         "audit_log" => Object::AuditLog,
