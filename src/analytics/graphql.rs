@@ -313,6 +313,23 @@ impl AnalyticsQuery {
         // Null (a persisted operation's omitted variable) means the default too.
         let window = Window::new(from, to, time_zone.as_deref().unwrap_or("UTC"))?;
         let workspace = parse_opt_id("workspaceId", workspace_id.as_ref())?;
+        // Every series asked for must fit before anything is read: a refusal returns no figures.
+        for field in ctx.field().selection_set() {
+            if matches!(field.name(), "ticketVolume" | "creditUsage") {
+                let interval = field
+                    .arguments()
+                    // Arguments that do not resolve were refused by validation already.
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(name, _)| name.as_str() == "interval")
+                    .map(|(_, value)| value);
+                let interval = <Option<Interval> as async_graphql::InputType>::parse(interval)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                window.buckets(interval)?;
+            }
+        }
         Ok(Analytics {
             window,
             workspace,

@@ -9,7 +9,9 @@
 pub mod graphql;
 mod repo;
 
-use chrono::{DateTime, Datelike as _, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
+use chrono::{
+    DateTime, Datelike as _, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Timelike as _, Utc,
+};
 use chrono_tz::Tz;
 
 use crate::error::{AppError, AppResult};
@@ -75,13 +77,17 @@ impl Window {
                 ),
             )
         };
-        let local = self.from.with_timezone(&self.tz).naive_local();
+        let zoned = self.from.with_timezone(&self.tz);
+        let local = zoned.naive_local();
         let mut starts = Vec::new();
         match interval {
-            // Hours are absolute: local hour boundaries, then 3,600 s each (a repeated local hour at
-            // the end of summer time is two buckets, a skipped one none).
+            // Hours are absolute: the instant the local hour of `from` began, then 3,600 s each (a
+            // repeated local hour at the end of summer time is two buckets, a skipped one none).
             Interval::Hour => {
-                let mut at = self.instant(truncate_hour(local))?;
+                let into_hour = Duration::minutes(i64::from(zoned.minute()))
+                    + Duration::seconds(i64::from(zoned.second()))
+                    + Duration::nanoseconds(i64::from(zoned.nanosecond()));
+                let mut at = self.from - into_hour;
                 while at < self.to {
                     if starts.len() == MAX_BUCKETS {
                         return Err(too_many());
@@ -132,13 +138,6 @@ impl Window {
             .map(|at| at.with_timezone(&Utc))
             .ok_or_else(|| anyhow::anyhow!("no instant for local time {local}").into())
     }
-}
-
-fn truncate_hour(local: NaiveDateTime) -> NaiveDateTime {
-    local
-        .date()
-        .and_hms_opt(chrono::Timelike::hour(&local), 0, 0)
-        .unwrap_or(local)
 }
 
 fn next_day(day: NaiveDate, interval: Interval) -> Option<NaiveDate> {
@@ -202,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn an_hour_bucket_in_the_repeated_hour_starts_at_that_hour() {
+        // 01:30Z is the second 02:30 in Berlin (clocks went back at 01:00Z).
+        let w = window(
+            "2026-10-25T01:30:00Z",
+            "2026-10-25T03:00:00Z",
+            "Europe/Berlin",
+        );
+        let starts = w.buckets(Interval::Hour).unwrap();
+        assert_eq!(
+            starts,
+            vec![at("2026-10-25T01:00:00Z"), at("2026-10-25T02:00:00Z")]
+        );
+    }
+
+    #[test]
     fn hours_follow_local_boundaries_of_half_hour_zones() {
         let w = window(
             "2026-01-01T00:10:00Z",
@@ -214,52 +228,25 @@ mod tests {
         assert_eq!(starts.len(), 3);
     }
 
+    /// The field a refusal names.
+    fn refused<T>(result: AppResult<T>) -> Option<&'static str> {
+        match result {
+            Err(AppError::BadInput { field, .. }) => field,
+            _ => None,
+        }
+    }
+
     #[test]
     fn bad_windows_zones_and_too_many_buckets_are_refused() {
-        let err = Window::new(
-            at("2026-01-02T00:00:00Z"),
-            at("2026-01-01T00:00:00Z"),
-            "UTC",
+        let (jan1, jan2) = (at("2026-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z"));
+        assert_eq!(refused(Window::new(jan2, jan1, "UTC")), Some("to"));
+        assert_eq!(refused(Window::new(jan1, jan1, "UTC")), Some("to"));
+        assert_eq!(
+            refused(Window::new(jan1, jan2, "Mars/Olympus")),
+            Some("timeZone")
         );
-        assert!(matches!(
-            err,
-            Err(AppError::BadInput {
-                field: Some("to"),
-                ..
-            })
-        ));
-        let err = Window::new(
-            at("2026-01-01T00:00:00Z"),
-            at("2026-01-01T00:00:00Z"),
-            "UTC",
-        );
-        assert!(matches!(
-            err,
-            Err(AppError::BadInput {
-                field: Some("to"),
-                ..
-            })
-        ));
-        let err = Window::new(
-            at("2026-01-01T00:00:00Z"),
-            at("2026-01-02T00:00:00Z"),
-            "Mars/Olympus",
-        );
-        assert!(matches!(
-            err,
-            Err(AppError::BadInput {
-                field: Some("timeZone"),
-                ..
-            })
-        ));
         let year = window("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", "UTC");
-        assert!(matches!(
-            year.buckets(Interval::Hour),
-            Err(AppError::BadInput {
-                field: Some("interval"),
-                ..
-            })
-        ));
+        assert_eq!(refused(year.buckets(Interval::Hour)), Some("interval"));
         assert_eq!(year.buckets(Interval::Day).unwrap().len(), 365);
         // Exactly 1,000 is allowed.
         let edge = window("2026-01-01T00:00:00Z", "2026-02-11T16:00:00Z", "UTC");

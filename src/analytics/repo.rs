@@ -132,9 +132,23 @@ fn stats(row: &Row) -> AppResult<Stats> {
     })
 }
 
-const STATS: &str = "count(s) as n, avg(s) as mean,
-       percentile_cont(0.5) within group (order by s) as median,
-       percentile_cont(0.9) within group (order by s) as p90";
+/// Count, mean, median and p90 of the seconds `durations` (a `select … as s`, with the window in
+/// `$1`/`$2` and the workspace in `$3`) yields.
+async fn duration_stats(
+    tx: &TenantTx,
+    durations: &str,
+    (from, to, workspace): (DateTime<Utc>, DateTime<Utc>, Option<Uuid>),
+    what: &'static str,
+) -> AppResult<Stats> {
+    let sql = format!(
+        "select count(s) as n, avg(s) as mean,
+                percentile_cont(0.5) within group (order by s) as median,
+                percentile_cont(0.9) within group (order by s) as p90
+           from ({durations}) d"
+    );
+    let rows = query(tx, &sql, &[&from, &to, &workspace], what).await?;
+    rows.first().map(stats).unwrap_or(Ok(Stats::default()))
+}
 
 /// Seconds from filing to resolution, of tickets resolved in the window.
 pub async fn resolution_time(
@@ -143,22 +157,19 @@ pub async fn resolution_time(
     to: DateTime<Utc>,
     workspace: Option<Uuid>,
 ) -> AppResult<Stats> {
-    let sql = format!(
-        "select {STATS} from (
-            select extract(epoch from t.resolved_at - t.created_at)::float8 as s
-              from tickets t
-             where t.resolved_at >= $1 and t.resolved_at < $2
-               and ($3::uuid is null or t.workspace_id = $3)
-               and (select app.analytics_reader())) d"
-    );
-    let rows = query(
+    const DURATIONS: &str = "
+        select extract(epoch from t.resolved_at - t.created_at)::float8 as s
+          from tickets t
+         where t.resolved_at >= $1 and t.resolved_at < $2
+           and ($3::uuid is null or t.workspace_id = $3)
+           and (select app.analytics_reader())";
+    duration_stats(
         tx,
-        &sql,
-        &[&from, &to, &workspace],
+        DURATIONS,
+        (from, to, workspace),
         "failed to measure resolution times",
     )
-    .await?;
-    rows.first().map(stats).unwrap_or(Ok(Stats::default()))
+    .await
 }
 
 /// Seconds from filing to the first public reply by a member, of tickets filed in the window.
@@ -168,27 +179,24 @@ pub async fn first_response_time(
     to: DateTime<Utc>,
     workspace: Option<Uuid>,
 ) -> AppResult<Stats> {
-    let sql = format!(
-        "select {STATS} from (
-            select extract(epoch from r.first_at - t.created_at)::float8 as s
-              from tickets t
-              join lateral (
-                  select min(c.created_at) as first_at
-                    from ticket_comments c
-                   where c.ticket_id = t.id and not c.internal
-                     and c.author_id is not null and c.api_key_id is null) r on r.first_at is not null
-             where t.created_at >= $1 and t.created_at < $2
-               and ($3::uuid is null or t.workspace_id = $3)
-               and (select app.analytics_reader())) d"
-    );
-    let rows = query(
+    const DURATIONS: &str = "
+        select extract(epoch from r.first_at - t.created_at)::float8 as s
+          from tickets t
+          join lateral (
+              select min(c.created_at) as first_at
+                from ticket_comments c
+               where c.ticket_id = t.id and not c.internal
+                 and c.author_id is not null and c.api_key_id is null) r on r.first_at is not null
+         where t.created_at >= $1 and t.created_at < $2
+           and ($3::uuid is null or t.workspace_id = $3)
+           and (select app.analytics_reader())";
+    duration_stats(
         tx,
-        &sql,
-        &[&from, &to, &workspace],
+        DURATIONS,
+        (from, to, workspace),
         "failed to measure first responses",
     )
-    .await?;
-    rows.first().map(stats).unwrap_or(Ok(Stats::default()))
+    .await
 }
 
 /// Tickets filed in the window, counted by every dimension at once (one pass, grouping sets). The

@@ -10,6 +10,7 @@
 mod common;
 
 mod ai;
+mod analytics;
 mod audit;
 mod auth;
 mod bad_input;
