@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the audit trail costs, against `deskgraph demo` (release build, its own database):
 #  1. single-row `updateTicket` throughput (wrk, 16 connections, random tickets of one organization)
-#     with the audit trigger on, with it off, and with neither it nor the organization write lock;
+#     as shipped, without the live-subscription NOTIFY trigger, with the audit trigger off, and with
+#     neither it nor the organization write lock;
 #  2. `verifyAuditChain` over an organization with at least 100,000 audit entries.
 #   tests/bench/audit.sh [duration per run, default 15s]
 # Needs wrk (apt-get install wrk), curl and psql. The "off" runs change the bench database only, and
@@ -26,6 +27,7 @@ bin="$CARGO_TARGET_DIR/release/deskgraph"
 pid=$!
 restore() {
   psql "$admin" -qc "alter table tickets enable trigger audit" 2>/dev/null || true
+  psql "$admin" -qc "alter table tickets enable trigger live_notify" 2>/dev/null || true
   psql "$admin" -qc "create or replace function app.lock_org_for_writes(p_org_id uuid) returns void
     language sql volatile as \$\$ select pg_advisory_xact_lock(hashtextextended('deskgraph.org:' || p_org_id::text, 0))
     where p_org_id is not null \$\$" 2>/dev/null || true
@@ -66,6 +68,10 @@ run() {
   wrk -t2 -c16 -d"$duration" --latency -s "$lua" "http://127.0.0.1:$port/graphql" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors" || true
 }
 run "audit trigger on (as shipped)"
+# What live subscriptions cost writers: the NOTIFY each ticket change sends at commit.
+psql "$admin" -qc "alter table tickets disable trigger live_notify"
+run "as shipped but without live notifications"
+psql "$admin" -qc "alter table tickets enable trigger live_notify"
 psql "$admin" -qc "alter table tickets disable trigger audit"
 run "audit trigger off"
 psql "$admin" -qc "create or replace function app.lock_org_for_writes(p_org_id uuid) returns void language sql volatile as \$\$ select \$\$"
