@@ -2,7 +2,8 @@
 --
 -- Analytics are computed on the fly from the rows (exact, nothing to keep in step), so what they need
 -- is indexes that let each figure read only its window: resolutions by time, analyses by request
--- time. Tickets by creation time, comments by ticket and the ledger by time have theirs (V1, V2).
+-- time, members' public replies by time. Tickets by creation time and the ledger by time have theirs
+-- (V1, V2).
 
 -- Owners, admins and analyst keys read analytics; every analytics statement calls this first, so a
 -- resolver that forgot its check still cannot hand them to an agent or a viewer.
@@ -22,3 +23,6 @@ $$;
 
 create index tickets_resolved_idx on tickets (org_id, resolved_at) where resolved_at is not null;
 create index ticket_analyses_created_idx on ticket_analyses (org_id, created_at);
+-- First responses: public replies by members, by time, with their ticket (index-only).
+create index ticket_comments_first_reply_idx on ticket_comments (org_id, created_at) include (ticket_id)
+    where not internal and author_id is not null and api_key_id is null;

@@ -178,9 +178,10 @@ fn cors_layer(origins: &str) -> CorsLayer {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
             HeaderName::from_static("x-org-id"),
         ])
-        .expose_headers([REQUEST_ID])
+        .expose_headers([REQUEST_ID, header::ETAG])
         .max_age(Duration::from_secs(600))
 }
 

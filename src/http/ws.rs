@@ -162,17 +162,20 @@ impl Socket<'_> {
 
     async fn serve(&mut self, state: &AppState, fallback: UpgradeHeaders) {
         let cfg = *self.hub.config();
+        let hub = self.hub;
         let init = tokio::time::timeout(
             Duration::from_secs(cfg.ws_init_timeout_secs),
             self.wait_for_init(),
         );
-        let payload = match init.await {
-            Ok(Ok(payload)) => payload,
-            Ok(Err(Next::Close(code, reason, label))) => {
-                return self.close(code, reason, label).await;
-            }
-            Ok(Err(_)) => return,
-            Err(_) => return self.close_for(Close::InitTimeout).await,
+        // A socket that opens while the server stops is told to go elsewhere at once.
+        let payload = tokio::select! {
+            init = init => match init {
+                Ok(Ok(payload)) => payload,
+                Ok(Err(Next::Close(code, reason, label))) => return self.close(code, reason, label).await,
+                Ok(Err(_)) => return,
+                Err(_) => return self.close_for(Close::InitTimeout).await,
+            },
+            () = hub.stopped() => return self.close_for(Close::Shutdown).await,
         };
         let field = |name: &str| {
             payload.as_object().and_then(|fields| {
@@ -208,7 +211,9 @@ impl Socket<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
-            tokio::time::Instant::now() + Duration::from_secs(exp.saturating_sub(now))
+            // At most a year ahead (an absurd `exp` must not overflow the clock).
+            let left = exp.saturating_sub(now).min(365 * 24 * 3600);
+            tokio::time::Instant::now() + Duration::from_secs(left)
         });
         self.run(&conn, ends, &credentials, expiry).await;
     }
@@ -238,7 +243,6 @@ impl Socket<'_> {
         } = ends;
         let cfg = *self.hub.config();
         let mut running: HashMap<Arc<str>, Running> = HashMap::new();
-        let mut stopping = self.hub.stopping();
         let expired = async {
             match expiry {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -256,7 +260,7 @@ impl Socket<'_> {
                     Some(why) => Next::Close(why.code(), why.reason(), why.label()),
                     None => Next::Continue,
                 },
-                _ = stopping.changed() => Next::Close(1001, Close::Shutdown.reason(), Close::Shutdown.label()),
+                () = self.hub.stopped() => Next::Close(1001, Close::Shutdown.reason(), Close::Shutdown.label()),
                 () = &mut expired => Next::Close(4401, Close::Expired.reason(), Close::Expired.label()),
                 message = self.stream.next() => match message {
                     Some(Ok(Message::Text(text))) => self.handle(text.as_str(), conn, credentials, &mut running, cfg.ws_max_subscriptions).await,
@@ -419,8 +423,16 @@ async fn operation(
             }
         }
         Ok(_) => {
+            // The operation's own request id, as for an HTTP request (logs, audit and ledger).
+            let request_id = uuid::Uuid::now_v7().to_string();
             let outcome = engine
-                .execute((*credentials).clone(), request, false, None, None)
+                .execute(
+                    (*credentials).clone(),
+                    request,
+                    false,
+                    Some(&request_id),
+                    None,
+                )
                 .await;
             match serde_json::to_string(&outcome.response) {
                 Ok(payload) => {

@@ -15,6 +15,9 @@ use crate::graphql::Session;
 use crate::schema::executor::{Admission, finalize_errors};
 use crate::support::events::{LiveBatch, LiveEvent, coalesce};
 
+/// How soon a RESYNC owed after a failed re-read is tried again when no event comes.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
+
 pub(super) async fn run(
     hub: Arc<Hub>,
     group: Arc<Group>,
@@ -24,8 +27,8 @@ pub(super) async fn run(
     let period = Duration::from_secs(hub.cfg.live_access_check_secs.max(1));
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopping = hub.stopping();
-    // Set when events were lost here; the next delivery starts with RESYNC.
+    // Set when events were lost here: RESYNC goes with the next delivery, or on its own within a
+    // second when nothing else comes.
     let mut owed_resync = false;
     loop {
         let first = tokio::select! {
@@ -40,7 +43,11 @@ pub(super) async fn run(
                 }
                 continue;
             }
-            _ = stopping.changed() => break,
+            () = tokio::time::sleep(RESYNC_RETRY), if owed_resync => {
+                owed_resync = !deliver(&hub, &group, vec![LiveEvent::resync()]).await;
+                continue;
+            }
+            () = hub.stopped() => break,
         };
         let mut pending = Vec::new();
         let mut closed = take(&hub, first, &mut pending);
@@ -165,8 +172,18 @@ async fn deliver(hub: &Hub, group: &Group, events: Vec<LiveEvent>) -> bool {
             .data(LiveBatch(wanted.into()));
         async move {
             let responses: Vec<Response> = engine.schema.execute_stream(request).collect().await;
-            for mut response in responses {
-                finalize_errors(&mut response.errors);
+            // A re-read that failed (a timeout, a lost connection) is not news: the subscribers get
+            // RESYNC instead of an error, and the failure goes to the log.
+            if let Some(failure) = responses.iter().find(|r| r.is_err()) {
+                let mut errors = failure.errors.clone();
+                finalize_errors(&mut errors);
+                tracing::warn!(
+                    errors = errors.len(),
+                    "live re-read failed; subscribers get RESYNC"
+                );
+                return false;
+            }
+            for response in responses {
                 let payload: Arc<str> = match serde_json::to_string(&response) {
                     Ok(json) => json.into(),
                     Err(err) => {
@@ -181,10 +198,11 @@ async fn deliver(hub: &Hub, group: &Group, events: Vec<LiveEvent>) -> bool {
                     });
                 }
             }
+            true
         }
     });
-    futures_util::future::join_all(executions).await;
-    let _ = tx.commit().await;
+    let delivered = futures_util::future::join_all(executions).await;
+    let committed = tx.commit().await.is_ok();
     let statements = tx.statement_count();
     hub.metrics
         .reread
@@ -199,5 +217,5 @@ async fn deliver(hub: &Hub, group: &Group, events: Vec<LiveEvent>) -> bool {
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "live batch delivered"
     );
-    true
+    committed && delivered.into_iter().all(|ok| ok)
 }

@@ -25,22 +25,32 @@ impl Drop for NotListening<'_> {
     }
 }
 
+/// How often the connection is asked whether it is still there, and how long it may take to answer:
+/// a connection silently cut (a NAT or load balancer forgetting it, a failover) otherwise looks
+/// idle until TCP gives up, hours later, while its notifications are lost.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(super) async fn run(hub: Arc<Hub>, mut config: tokio_postgres::Config) {
-    config.application_name(APPLICATION_NAME);
-    let mut stopping = hub.stopping();
+    config
+        .application_name(APPLICATION_NAME)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
     let mut retry = FIRST_RETRY;
     let mut heard_before = false;
     loop {
         let session = listen(&hub, &config, &mut heard_before, &mut retry);
         tokio::select! {
-            _ = stopping.changed() => return,
+            () = hub.stopped() => return,
             result = session => match result {
                 Ok(()) => tracing::warn!("live notification connection closed; reconnecting"),
                 Err(err) => tracing::warn!(error = %err, retry_ms = retry.as_millis() as u64, "live notification connection failed; reconnecting"),
             },
         }
         tokio::select! {
-            _ = stopping.changed() => return,
+            () = hub.stopped() => return,
             () = tokio::time::sleep(retry) => {},
         }
         retry = (retry * 2).min(LAST_RETRY);
@@ -83,14 +93,44 @@ async fn listen(
     *heard_before = true;
     hub.listening.send_replace(true);
     let _not_listening = NotListening(hub);
-    while let Some(message) = messages.next().await {
-        if let AsyncMessage::Notification(n) = message? {
-            match parse_notification(n.payload()) {
-                Some((org, event)) => hub.dispatch(org, event),
-                None => tracing::warn!(channel = n.channel(), "unreadable live notification"),
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            _ = ping.tick() => {
+                // The answer comes through the connection this loop polls: poll it meanwhile.
+                let alive = client.simple_query("select 1");
+                tokio::pin!(alive);
+                let deadline = tokio::time::sleep(PING_TIMEOUT);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        answered = &mut alive => { answered?; break; }
+                        () = &mut deadline => {
+                            tracing::warn!("live notification connection does not answer; reconnecting");
+                            return Ok(());
+                        }
+                        message = messages.next() => match message {
+                            Some(message) => handle(hub, message?),
+                            None => return Ok(()),
+                        },
+                    }
+                }
+                continue;
             }
+        };
+        match message {
+            Some(message) => handle(hub, message?),
+            None => return Ok(()),
         }
     }
-    drop(client);
-    Ok(())
+}
+
+fn handle(hub: &Hub, message: AsyncMessage) {
+    if let AsyncMessage::Notification(n) = message {
+        match parse_notification(n.payload()) {
+            Some((org, event)) => hub.dispatch(org, event),
+            None => tracing::warn!(channel = n.channel(), "unreadable live notification"),
+        }
+    }
 }

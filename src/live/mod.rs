@@ -134,6 +134,45 @@ fn identity(credentials: &Credentials) -> String {
     }
 }
 
+/// The credentials a group re-reads with: who, without the e-mail and name of the token the first
+/// subscriber happened to hold (resolving a user with a profile updates it; a group living for hours
+/// must not write an old one back over a newer one).
+fn without_profile(credentials: &Credentials) -> Credentials {
+    match credentials {
+        Credentials::User {
+            subject,
+            email_verified,
+            org_id,
+            ..
+        } => Credentials::User {
+            subject: subject.clone(),
+            email: None,
+            email_verified: *email_verified,
+            name: None,
+            org_id: *org_id,
+        },
+        other => other.clone(),
+    }
+}
+
+/// Whether a subscription document's operation has exactly one root field, as GraphQL requires
+/// (async-graphql does not check it; two fields would share one interest).
+fn single_root_field(request: &Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, Selection};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.is_some_and(|op| {
+        let items = &op.node.selection_set.node.items;
+        items.len() == 1 && matches!(items[0].node, Selection::Field(_))
+    })
+}
+
 /// A refusal of the caller (as opposed to a failure of the server).
 fn is_refusal(err: &AppError) -> bool {
     matches!(err, AppError::Unauthenticated(_) | AppError::Forbidden(_))
@@ -237,9 +276,11 @@ impl Hub {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Resolves when the instance is stopping (sockets then close with 1001).
-    pub fn stopping(&self) -> watch::Receiver<bool> {
-        self.stopping.subscribe()
+    /// Resolves once the instance is stopping (at once if it already is); sockets then close with
+    /// 1001.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// Tells every socket to close with 1001 and waits (at most `grace`) until they have.
@@ -329,6 +370,12 @@ impl Hub {
             .await
             .map_err(|e| failed(&e))?;
         let org = tx.context().org_id;
+        if !single_root_field(&request) {
+            let _ = tx.rollback().await;
+            return Err(failed(&AppError::bad_input(
+                "a subscription selects exactly one field (ticketEvents); send one per subscription",
+            )));
+        }
         let doc = Doc::of(&request);
         let slot = InterestSlot::default();
         let probe = engine
@@ -368,7 +415,7 @@ impl Hub {
                 None => {
                     let group = Arc::new(Group {
                         key: key.clone(),
-                        credentials: credentials.clone(),
+                        credentials: without_profile(credentials),
                         subs: Mutex::default(),
                         left: Notify::new(),
                     });
