@@ -21,7 +21,11 @@ begin
 end
 $$;
 
-create index tickets_resolved_idx on tickets (org_id, resolved_at) where resolved_at is not null;
+create index tickets_resolved_idx on tickets (org_id, resolved_at) include (created_at, workspace_id)
+    where resolved_at is not null;
+-- The backlog at the start of a window: unresolved tickets by filing time (few rows: open ones only).
+create index tickets_unresolved_idx on tickets (org_id, created_at) include (workspace_id)
+    where resolved_at is null;
 create index ticket_analyses_created_idx on ticket_analyses (org_id, created_at);
 -- First responses: public replies by members, by time, with their ticket (index-only).
 create index ticket_comments_first_reply_idx on ticket_comments (org_id, created_at) include (ticket_id)

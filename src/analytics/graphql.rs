@@ -309,7 +309,7 @@ impl AnalyticsQuery {
         #[graphql(default_with = "Some(String::from(\"UTC\"))")] time_zone: Option<String>,
         workspace_id: Option<ID>,
     ) -> AppResult<Analytics> {
-        Analytics::session(ctx)?;
+        let s = Analytics::session(ctx)?;
         // Null (a persisted operation's omitted variable) means the default too.
         let window = Window::new(from, to, time_zone.as_deref().unwrap_or("UTC"))?;
         let workspace = parse_opt_id("workspaceId", workspace_id.as_ref())?;
@@ -330,6 +330,7 @@ impl AnalyticsQuery {
                 window.buckets(interval)?;
             }
         }
+        repo::allow_memory(&s.tx).await?;
         Ok(Analytics {
             window,
             workspace,
