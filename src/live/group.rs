@@ -91,6 +91,9 @@ fn take(
 
 /// Closes every socket of the group with 4403 when its identity lost access.
 async fn check_access(hub: &Hub, group: &Group) {
+    let Ok(_slot) = hub.rereads.acquire().await else {
+        return;
+    };
     match hub.engine.admit(&group.credentials, reread()).await {
         Ok(tx) => {
             let _ = tx.commit().await;
@@ -144,6 +147,9 @@ async fn deliver(hub: &Hub, group: &Group, events: Vec<LiveEvent>) -> bool {
     if runs.is_empty() {
         return true;
     }
+    let Ok(_slot) = hub.rereads.acquire().await else {
+        return false;
+    };
     let started = Instant::now();
     let engine = &hub.engine;
     let tx = match engine.admit(&group.credentials, reread()).await {

@@ -52,6 +52,9 @@ pub struct Hub {
     next_key: AtomicU64,
     sockets: AtomicUsize,
     sockets_gone: Notify,
+    /// Re-reads and access checks in flight: at most half the runtime pool, so a burst of live
+    /// deliveries never takes every connection from requests.
+    rereads: tokio::sync::Semaphore,
 }
 
 #[derive(Default)]
@@ -238,6 +241,7 @@ impl Drop for SocketGuard {
 
 impl Hub {
     pub fn new(engine: Arc<Engine>, cfg: LiveConfig, metrics: LiveMetrics) -> Arc<Self> {
+        let engine_pool_size = engine.pool.status().max_size;
         Arc::new(Self {
             engine,
             cfg,
@@ -248,6 +252,7 @@ impl Hub {
             next_key: AtomicU64::new(1),
             sockets: AtomicUsize::new(0),
             sockets_gone: Notify::new(),
+            rereads: tokio::sync::Semaphore::new((engine_pool_size / 2).max(1)),
         })
     }
 
