@@ -77,24 +77,14 @@ pub fn parse_notification(payload: &str) -> Option<(Uuid, LiveEvent)> {
     ))
 }
 
-/// Merges a burst: one event per ticket and kind (the latest time), a ticket created in the burst is
-/// only CREATED (its re-read shows the later changes), every comment stays, and one RESYNC stands for
-/// all. Order: first appearance.
+/// Merges a burst: one event per ticket and kind (the latest time), every comment stays, and one
+/// RESYNC stands for all. A ticket created and changed in one burst keeps both kinds, so a
+/// subscription to `UPDATED` alone still hears of the change. Order: first appearance.
 pub fn coalesce(events: Vec<LiveEvent>) -> Vec<LiveEvent> {
-    let created: std::collections::HashSet<Uuid> = events
-        .iter()
-        .filter(|e| e.kind == EventKind::Created)
-        .filter_map(|e| e.ticket_id)
-        .collect();
     let mut out: Vec<LiveEvent> = Vec::with_capacity(events.len());
     let mut index: HashMap<(EventKind, Option<Uuid>, Option<Uuid>), usize> = HashMap::new();
     for event in events {
-        let kind = match event.kind {
-            EventKind::Updated if event.ticket_id.is_some_and(|t| created.contains(&t)) => {
-                EventKind::Created
-            }
-            kind => kind,
-        };
+        let kind = event.kind;
         let key = match kind {
             EventKind::Resync => (kind, None, None),
             EventKind::Commented => (kind, event.ticket_id, event.comment_id),
@@ -108,7 +98,7 @@ pub fn coalesce(events: Vec<LiveEvent>) -> Vec<LiveEvent> {
             }
             None => {
                 index.insert(key, out.len());
-                out.push(LiveEvent { kind, ..event });
+                out.push(event);
             }
         }
     }
@@ -180,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn bursts_merge_per_ticket_and_kind_but_comments_stay() {
+    fn bursts_merge_per_ticket_and_kind_but_comments_and_kinds_stay() {
         use EventKind::*;
         let merged = coalesce(vec![
             event(Updated, 1, None, 1),
@@ -201,13 +191,15 @@ mod tests {
                 (Commented, Some(Uuid::from_u128(1))),
                 (Commented, Some(Uuid::from_u128(1))),
                 (Created, Some(Uuid::from_u128(2))),
+                (Updated, Some(Uuid::from_u128(2))),
                 (Analyzed, Some(Uuid::from_u128(1))),
                 (Resync, None),
             ]
         );
         // The merged event carries the latest time of its burst.
         assert_eq!(merged[0].occurred_at.timestamp_millis(), 3);
-        assert_eq!(merged[3].occurred_at.timestamp_millis(), 6);
+        assert_eq!(merged[3].occurred_at.timestamp_millis(), 5);
+        assert_eq!(merged[4].occurred_at.timestamp_millis(), 6);
     }
 
     #[test]
