@@ -50,7 +50,7 @@ pub struct TicketSubscription;
 impl TicketSubscription {
     /// Changes to the organization's tickets as they commit: filed, updated, commented, analysed.
     /// Only tickets the caller may read are delivered, each re-read at delivery; bursts on one ticket
-    /// within a few tens of milliseconds arrive as one event. Over the websocket at `/graphql`
+    /// within a few tens of milliseconds arrive as one event of each kind. Over the websocket at `/graphql`
     /// (graphql-transport-ws or graphql-ws), credentials in `connection_init`.
     async fn ticket_events(
         &self,
