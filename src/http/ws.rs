@@ -269,10 +269,18 @@ impl Socket<'_> {
                     Some(Ok(_)) => Next::Continue,
                 },
                 Some(message) = outgoing.recv() => {
-                    if let Outgoing::Error { id, .. } | Outgoing::Complete { id } = &message {
-                        running.remove(id);
+                    // Only for the operation that queued it: not one the client completed since, nor
+                    // a new one reusing its id (each operation holds its own `Arc` of the id).
+                    let id = message.id();
+                    let current = running.get_key_value(id).is_some_and(|(key, _)| Arc::ptr_eq(key, id));
+                    if !current {
+                        Next::Continue
+                    } else {
+                        if matches!(message, Outgoing::Error { .. } | Outgoing::Complete { .. }) {
+                            running.remove(id);
+                        }
+                        if self.send(self.frame(&message)).await { Next::Continue } else { Next::Closed }
                     }
-                    if self.send(self.frame(&message)).await { Next::Continue } else { Next::Closed }
                 },
                 _ = keepalive.tick(), if keepalive_on => {
                     let ping = if self.legacy() { r#"{"type":"ka"}"# } else { r#"{"type":"ping"}"# };

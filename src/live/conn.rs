@@ -76,6 +76,15 @@ pub enum Outgoing {
     Complete { id: Arc<str> },
 }
 
+impl Outgoing {
+    /// The operation the message is for.
+    pub fn id(&self) -> &Arc<str> {
+        match self {
+            Self::Next { id, .. } | Self::Error { id, .. } | Self::Complete { id } => id,
+        }
+    }
+}
+
 /// The hub's handle on one socket.
 pub struct Conn {
     out: mpsc::Sender<Outgoing>,
