@@ -438,6 +438,7 @@ impl Hub {
             group
         };
         self.metrics.subscriptions.inc();
+        tracing::info!(org_id = %org, "subscription started");
         Ok(SubGuard {
             hub: self.clone(),
             group,
