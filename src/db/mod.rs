@@ -1,6 +1,7 @@
 //! PostgreSQL access: the runtime pool and [`TenantTx`], the one transaction a GraphQL operation runs
 //! in, opened with the caller's tenant context set in the same round trip as `BEGIN`.
 
+pub mod listen;
 pub mod migrate;
 pub mod safety;
 

@@ -14,16 +14,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::FutureExt as _;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
 use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::config::WorkerConfig;
 use super::handler::{Handler, JobContext, JobError};
 use super::{Failed, Job, backoff};
+use crate::db::listen::{self, Channel, Heard};
 use crate::db::{Access, TenantTx};
 use crate::error::AppResult;
 
@@ -493,52 +493,25 @@ async fn prune_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Keeps a `LISTEN deskgraph_jobs` connection open (reconnecting with a delay when it drops) and wakes
-/// the dispatcher on every notification.
+/// Keeps a `LISTEN deskgraph_jobs` connection open (`db::listen`) and wakes the dispatcher on every
+/// notification, and after every (re)connect for jobs enqueued while nobody listened.
 async fn listen_loop(
     shared: Arc<Shared>,
     config: tokio_postgres::Config,
     mut stopped: watch::Receiver<bool>,
 ) {
-    loop {
-        let session = async {
-            let (client, mut connection) = config.connect(NoTls).await?;
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            {
-                let listen = client.batch_execute("listen deskgraph_jobs");
-                tokio::pin!(listen);
-                // The connection must be polled for LISTEN to complete.
-                loop {
-                    tokio::select! {
-                        done = &mut listen => { done?; break; }
-                        msg = messages.next() => match msg {
-                            Some(Ok(_)) => {},
-                            Some(Err(e)) => return Err(e),
-                            None => return Ok(()),
-                        },
-                    }
-                }
-            }
-            // Jobs enqueued while we were not listening: look now.
-            shared.wake.notify_one();
-            while let Some(msg) = messages.next().await {
-                if let AsyncMessage::Notification(_) = msg? {
-                    shared.wake.notify_one();
-                }
-            }
-            drop(client);
-            Ok::<(), tokio_postgres::Error>(())
-        };
-        tokio::select! {
-            _ = stopped.changed() => if *stopped.borrow() { return },
-            result = session => match result {
-                Ok(()) => tracing::warn!("job notification connection closed; reconnecting"),
-                Err(err) => tracing::warn!(error = %err, "job notification connection failed; polling until it is back"),
-            },
-        }
-        tokio::select! {
-            _ = stopped.changed() => if *stopped.borrow() { return },
-            () = tokio::time::sleep(Duration::from_secs(2)) => {},
-        }
-    }
+    let channel = Channel {
+        name: "deskgraph_jobs",
+        about: "job",
+        first_retry: Duration::from_secs(2),
+        last_retry: Duration::from_secs(2),
+    };
+    let stopped = async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
+    listen::run(config, channel, stopped, |heard| match heard {
+        Heard::Listening { .. } | Heard::Notification(_) => shared.wake.notify_one(),
+        Heard::Lost => {}
+    })
+    .await;
 }
