@@ -177,14 +177,15 @@ async fn deliver(hub: &Hub, group: &Group, events: Vec<LiveEvent>) -> bool {
             )
             .data(LiveBatch(wanted.into()));
         async move {
-            let responses: Vec<Response> = engine.schema.execute_stream(request).collect().await;
+            let mut responses: Vec<Response> =
+                engine.schema.execute_stream(request).collect().await;
             // A re-read that failed (a timeout, a lost connection) is not news: the subscribers get
             // RESYNC instead of an error, and the failure goes to the log.
-            if let Some(failure) = responses.iter().find(|r| r.is_err()) {
-                let mut errors = failure.errors.clone();
-                finalize_errors(&mut errors);
+            if let Some(failure) = responses.iter_mut().find(|r| r.is_err()) {
+                // Logs internal causes; the errors themselves go to nobody.
+                finalize_errors(&mut failure.errors);
                 tracing::warn!(
-                    errors = errors.len(),
+                    errors = failure.errors.len(),
                     "live re-read failed; subscribers get RESYNC"
                 );
                 return false;

@@ -32,7 +32,7 @@ use crate::db::{Access, Credentials};
 use crate::error::AppError;
 use crate::graphql::Session;
 use crate::metrics::LiveMetrics;
-use crate::schema::executor::{Admission, Engine, finalize_errors};
+use crate::schema::executor::{Admission, Engine, Outcome, finalize_errors, selected_operation};
 use crate::support::events::{Interest, InterestSlot, LiveBatch, LiveEvent};
 
 pub use conn::{Close, Conn, ConnEnds, Outgoing};
@@ -161,16 +161,11 @@ fn without_profile(credentials: &Credentials) -> Credentials {
 /// Whether a subscription document's operation has exactly one root field, as GraphQL requires
 /// (async-graphql does not check it; two fields would share one interest).
 fn single_root_field(request: &Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, Selection};
+    use async_graphql::parser::types::Selection;
     let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };
-    let operation = match (&doc.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    operation.is_some_and(|op| {
+    selected_operation(&doc, request.operation_name.as_deref()).is_some_and(|op| {
         let items = &op.node.selection_set.node.items;
         items.len() == 1 && matches!(items[0].node, Selection::Field(_))
     })
@@ -181,11 +176,9 @@ fn is_refusal(err: &AppError) -> bool {
     matches!(err, AppError::Unauthenticated(_) | AppError::Forbidden(_))
 }
 
+/// The response refusing an operation (internal causes logged), as the executor answers one.
 fn failed(err: &AppError) -> Response {
-    if let AppError::Internal(cause) = err {
-        tracing::error!(error = format!("{cause:#}"), "internal error");
-    }
-    Response::from_errors(vec![err.to_server_error()])
+    Outcome::failed(err).response
 }
 
 /// A socket's admission: counted against its organization's limit until dropped.

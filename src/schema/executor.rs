@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::Positioned;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
 use async_graphql::{Request, Response, ServerError};
 use axum::http::StatusCode;
 use deadpool_postgres::Pool;
@@ -73,15 +76,24 @@ fn log_if_internal(err: &AppError) {
     }
 }
 
+/// The operation of `doc` a request names (`None` for an unknown name, or no name where the
+/// document has several).
+pub fn selected_operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
 /// Which kind of operation the request runs; `Err` for a document that does not parse.
 pub fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
     let doc = async_graphql::parser::parse_query(&request.query)
         .map_err(|e| AppError::bad_input(e.to_string()).to_server_error())?;
-    let ty = match (&doc.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
+    let ty = selected_operation(&doc, request.operation_name.as_deref()).map(|op| op.node.ty);
     // Unknown names and missing names are reported by the executor with its own wording.
     Ok(ty.unwrap_or(OperationType::Query))
 }
