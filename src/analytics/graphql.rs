@@ -14,6 +14,7 @@ use crate::authz::Object as Obj;
 use crate::error::AppResult;
 use crate::graphql::input::parse_opt_id;
 use crate::graphql::{Session, session};
+use crate::text_enum::text_enum;
 
 /// What `ticketsBy` groups tickets by.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,19 +37,16 @@ pub enum TicketDimension {
     Language,
 }
 
-impl TicketDimension {
-    fn as_sql(self) -> &'static str {
-        match self {
-            Self::Status => "STATUS",
-            Self::Priority => "PRIORITY",
-            Self::Workspace => "WORKSPACE",
-            Self::Assignee => "ASSIGNEE",
-            Self::Category => "CATEGORY",
-            Self::Sentiment => "SENTIMENT",
-            Self::Language => "LANGUAGE",
-        }
-    }
-}
+// The names the breakdown query gives its grouping sets.
+text_enum!(TicketDimension, "ticket dimension", {
+    Status => "STATUS",
+    Priority => "PRIORITY",
+    Workspace => "WORKSPACE",
+    Assignee => "ASSIGNEE",
+    Category => "CATEGORY",
+    Sentiment => "SENTIMENT",
+    Language => "LANGUAGE",
+});
 
 /// One bucket of `ticketVolume`.
 #[derive(SimpleObject, Debug, Clone, PartialEq)]
@@ -193,7 +191,7 @@ impl Analytics {
             .await?;
         let mut counts: Vec<TicketCount> = groups
             .iter()
-            .filter(|g| g.dimension == dimension.as_sql())
+            .filter(|g| g.dimension == dimension.as_str())
             .map(|g| count_of(dimension, g))
             .collect();
         counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
