@@ -104,17 +104,19 @@ fn metric(text: &str, series: &str) -> Option<f64> {
         })
 }
 
+/// Waits until `series` (0 while absent) at `base` is one `accept` takes.
+async fn wait_metric(base: &str, series: &str, what: &str, accept: impl Fn(f64) -> bool) {
+    wait_until(what, WAIT, || async {
+        accept(metric(&metrics_text(base).await, series).unwrap_or(0.0))
+    })
+    .await;
+}
+
 /// Waits until the instance at `base` counts at least `n` live subscriptions (so events committed
 /// from now on reach them).
 async fn wait_subscriptions(base: &str, n: f64) {
-    wait_until(
-        &format!("{n} live subscriptions on {base}"),
-        Duration::from_secs(10),
-        || async move {
-            metric(&metrics_text(base).await, "deskgraph_live_subscriptions").unwrap_or(0.0) >= n
-        },
-    )
-    .await;
+    let what = format!("{n} live subscriptions on {base}");
+    wait_metric(base, "deskgraph_live_subscriptions", &what, |v| v >= n).await;
 }
 
 fn id_of(event: &Value) -> &str {
@@ -201,14 +203,12 @@ async fn graphql_transport_ws_runs_subscriptions_queries_and_mutations() {
     // complete ends the subscription: nothing more arrives for it.
     ws.complete("s").await;
     ws.ping_pong().await;
-    wait_until("the subscription ends", WAIT, || async {
-        metric(
-            &metrics_text(&app.base).await,
-            "deskgraph_live_subscriptions",
-        )
-        .unwrap_or(0.0)
-            == 0.0
-    })
+    wait_metric(
+        &app.base,
+        "deskgraph_live_subscriptions",
+        "the subscription ends",
+        |v| v == 0.0,
+    )
     .await;
     update_ticket(&app, &org.agent, &id, json!({"title": "after complete"})).await;
     // Anything still in flight from before is allowed; the change after complete is not.
@@ -254,23 +254,24 @@ async fn legacy_graphql_ws_runs_subscriptions_queries_and_mutations() {
     assert_eq!(updated["ticket"]["title"], "Legacy printer");
 
     ws.complete("s").await;
-    wait_until("the subscription stops", WAIT, || async {
-        metric(
-            &metrics_text(&app.base).await,
-            "deskgraph_live_subscriptions",
-        )
-        .unwrap_or(0.0)
-            == 0.0
-    })
+    wait_metric(
+        &app.base,
+        "deskgraph_live_subscriptions",
+        "the subscription stops",
+        |v| v == 0.0,
+    )
     .await;
 
     // connection_terminate ends the connection.
     ws.send_json(json!({"type": "connection_terminate"})).await;
     let closed = ws.drain_until_closed(WAIT).await;
     eprintln!("after connection_terminate: {closed:?}");
-    wait_until("the socket is gone", WAIT, || async {
-        metric(&metrics_text(&app.base).await, "deskgraph_ws_connections").unwrap_or(0.0) == 0.0
-    })
+    wait_metric(
+        &app.base,
+        "deskgraph_ws_connections",
+        "the socket is gone",
+        |v| v == 0.0,
+    )
     .await;
 }
 
@@ -1227,13 +1228,8 @@ async fn limits_on_operations_per_socket_and_sockets_per_organization() {
     // A finished one frees its slot.
     ws.complete("a").await;
     ws.ping_pong().await;
-    wait_until("a stops", WAIT, || async {
-        metric(
-            &metrics_text(&app.base).await,
-            "deskgraph_live_subscriptions",
-        )
-        .unwrap_or(0.0)
-            == 1.0
+    wait_metric(&app.base, "deskgraph_live_subscriptions", "a stops", |v| {
+        v == 1.0
     })
     .await;
     ws.subscribe("d", EVENTS, json!({})).await;
