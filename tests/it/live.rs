@@ -811,9 +811,20 @@ async fn a_removed_member_hears_nothing_more_and_is_closed_with_4403() {
         json!({"u": org.agent.user_id.unwrap()}),
     )
     .await;
-    // From the removal's commit on, nothing is delivered (the owner hears every change) ...
-    changes_heard_by(&app, &org, &mut witness, &id).await;
-    // ... and the socket is closed (expect_close fails on any event before the close).
+    cut_off(&app, &org, &mut ws, &mut witness, &id).await;
+}
+
+/// After a caller lost access: from the loss's commit on, `ws` hears nothing (the owner's `witness`
+/// hears every change made since) and is then closed with 4403 (`expect_close` fails on any event
+/// before the close).
+async fn cut_off(
+    app: &TestApp,
+    org: &OrgFixture,
+    ws: &mut WsClient,
+    witness: &mut WsClient,
+    id: &str,
+) {
+    changes_heard_by(app, org, witness, id).await;
     let (code, reason) = ws.expect_close().await;
     assert_eq!(code, 4403, "closed with {code} {reason:?}");
     assert!(
@@ -847,16 +858,7 @@ async fn a_revoked_api_key_hears_nothing_more_and_is_closed_with_4403() {
         json!({"id": org.agent_key_id}),
     )
     .await;
-    changes_heard_by(&app, &org, &mut witness, &id).await;
-    let (code, reason) = ws.expect_close().await;
-    assert_eq!(code, 4403, "closed with {code} {reason:?}");
-    assert!(
-        !ws.log
-            .iter()
-            .any(|t| t.to_lowercase().contains("after the loss")),
-        "{:#?}",
-        ws.log
-    );
+    cut_off(&app, &org, &mut ws, &mut witness, &id).await;
 }
 
 #[tokio::test]
