@@ -2,7 +2,6 @@
 //! [`build_state`] and [`Server::start`], so tests drive exactly what production runs.
 
 use std::net::SocketAddr;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,8 +73,12 @@ pub async fn build_state(
     });
     let metrics = Metrics::new();
     let hub = Hub::new(engine.clone(), cfg.live, metrics.live.clone());
-    let listen = tokio_postgres::Config::from_str(db_cfg.listen_url())
-        .context("DATABASE_LISTEN_URL is not a valid PostgreSQL URL")?;
+    let listen_setting = if db_cfg.database_listen_url.expose().is_empty() {
+        "DATABASE_URL"
+    } else {
+        "DATABASE_LISTEN_URL"
+    };
+    let listen = db::tls::Target::from_url(db_cfg.listen_url(), listen_setting)?;
     Ok(Arc::new(AppState {
         engine,
         hub,

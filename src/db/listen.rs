@@ -12,7 +12,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt as _};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+
+use super::tls::{Target, error_chain};
 
 /// How often the connection is asked whether it is still there, and how long it may take to answer.
 pub const PING_EVERY: Duration = Duration::from_secs(15);
@@ -41,14 +43,15 @@ pub enum Heard<'a> {
     Lost,
 }
 
-/// Listens on `channel` over `config` until `stopped` resolves, telling `on` what it hears.
+/// Listens on `channel` at `target` until `stopped` resolves, telling `on` what it hears.
 pub async fn run(
-    mut config: tokio_postgres::Config,
+    mut target: Target,
     channel: Channel,
     stopped: impl Future<Output = ()>,
     mut on: impl FnMut(Heard<'_>),
 ) {
-    config
+    target
+        .config_mut()
         .keepalives(true)
         .keepalives_idle(Duration::from_secs(30))
         .keepalives_interval(Duration::from_secs(10))
@@ -58,7 +61,7 @@ pub async fn run(
     let mut listened = false;
     loop {
         let mut listening = false;
-        let session = session(&config, channel, listened, &mut listening, &mut on);
+        let session = session(&target, channel, listened, &mut listening, &mut on);
         let result = tokio::select! {
             () = &mut stopped => return,
             result = session => result,
@@ -72,7 +75,12 @@ pub async fn run(
         match result {
             Ok(()) => tracing::warn!("{about} notification connection closed; reconnecting"),
             Err(err) => {
-                tracing::warn!(error = %err, retry_ms = retry.as_millis() as u64, "{about} notification connection failed; reconnecting")
+                tracing::warn!(
+                    error = error_chain(&err),
+                    server = target.describe(),
+                    retry_ms = retry.as_millis() as u64,
+                    "{about} notification connection failed; reconnecting"
+                )
             }
         }
         tokio::select! {
@@ -85,13 +93,13 @@ pub async fn run(
 
 /// One connection's life: LISTEN, then hand on notifications until it drops or stops answering.
 async fn session(
-    config: &tokio_postgres::Config,
+    target: &Target,
     channel: Channel,
     again: bool,
     listening: &mut bool,
     on: &mut impl FnMut(Heard<'_>),
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = target.connect().await?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("listen {}", channel.name);
     if answered(client.batch_execute(&statement), &mut messages, on)

@@ -2,11 +2,10 @@
 //! migrations as the owner role, and creates the runtime LOGIN role. Idempotent, and safe to run from
 //! several processes at once (a PostgreSQL advisory lock serialises them).
 
-use std::str::FromStr;
-
 use anyhow::{Context as _, bail};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
+use super::tls::Target;
 use crate::config::DbConfig;
 
 mod embedded {
@@ -27,16 +26,16 @@ pub struct MigrationReport {
     pub created_role: bool,
 }
 
+/// Connects to `url`, an owner connection string (`DATABASE_ADMIN_URL`).
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
-    let config = tokio_postgres::Config::from_str(url).context("not a valid PostgreSQL URL")?;
-    connect_config(&config).await
+    connect_target(&Target::from_url(url, "DATABASE_ADMIN_URL")?).await
 }
 
-async fn connect_config(config: &tokio_postgres::Config) -> anyhow::Result<Client> {
-    let (client, connection) = config
-        .connect(NoTls)
+async fn connect_target(target: &Target) -> anyhow::Result<Client> {
+    let (client, connection) = target
+        .connect()
         .await
-        .context("could not connect to PostgreSQL")?;
+        .with_context(|| format!("could not connect to PostgreSQL at {}", target.describe()))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "admin connection ended with an error");
@@ -48,15 +47,16 @@ async fn connect_config(config: &tokio_postgres::Config) -> anyhow::Result<Clien
 /// Creates the database named in `url` when it does not exist, connecting to the `postgres`
 /// maintenance database of the same server to do so. Returns whether it created it.
 pub async fn ensure_database(url: &str) -> anyhow::Result<bool> {
-    let config = tokio_postgres::Config::from_str(url).context("not a valid PostgreSQL URL")?;
-    let Some(dbname) = config.get_dbname().map(str::to_owned) else {
+    let target = Target::from_url(url, "DATABASE_ADMIN_URL")?;
+    let Some(dbname) = target.config().get_dbname().map(str::to_owned) else {
         return Ok(false);
     };
-    match connect_config(&config).await {
+    match connect_target(&target).await {
         Ok(_) => return Ok(false),
         Err(err) => {
             let missing = err
-                .downcast_ref::<tokio_postgres::Error>()
+                .chain()
+                .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
                 .and_then(|e| e.code())
                 .is_some_and(|c| *c == tokio_postgres::error::SqlState::INVALID_CATALOG_NAME);
             if !missing {
@@ -64,9 +64,9 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<bool> {
             }
         }
     }
-    let mut maintenance = config.clone();
-    maintenance.dbname("postgres");
-    let client = connect_config(&maintenance).await?;
+    let mut maintenance = target.clone();
+    maintenance.config_mut().dbname("postgres");
+    let client = connect_target(&maintenance).await?;
     let sql = format!("create database {}", quote_ident(&dbname));
     match client.batch_execute(&sql).await {
         Ok(()) => Ok(true),

@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 
 use anyhow::{Context as _, bail};
+
+use crate::db::tls::{HandshakeError, Target};
 
 /// Port of the private cluster (chosen to stay clear of a system PostgreSQL on 5432).
 const PRIVATE_PORT: u16 = 54329;
@@ -38,14 +39,21 @@ pub async fn ensure_postgres(
     admin_url: &str,
     demo_dir: &Path,
 ) -> anyhow::Result<Option<PrivateCluster>> {
-    let mut probe = tokio_postgres::Config::from_str(admin_url)
-        .context("DATABASE_ADMIN_URL is not a valid URL")?;
-    probe.dbname("postgres");
-    probe.connect_timeout(std::time::Duration::from_secs(3));
-    match probe.connect(tokio_postgres::NoTls).await {
+    let mut probe = Target::from_url(admin_url, "DATABASE_ADMIN_URL")?;
+    probe
+        .config_mut()
+        .dbname("postgres")
+        .connect_timeout(std::time::Duration::from_secs(3));
+    match probe.connect().await {
         Ok(_) => return Ok(None),
-        // The server answered but refused us (auth, permissions): a private cluster would not help.
-        Err(err) if err.as_db_error().is_some() => return Ok(None),
+        // The server answered but refused us (auth, permissions, its certificate): a private
+        // cluster would not help, and `migrate` reports why.
+        Err(err)
+            if err.as_db_error().is_some()
+                || std::error::Error::source(&err).is_some_and(|e| e.is::<HandshakeError>()) =>
+        {
+            return Ok(None);
+        }
         Err(_) => {}
     }
     let bin = find_bin_dir().context(

@@ -8,12 +8,10 @@
 //! finish, and the rest go back to the queue.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 use futures_util::FutureExt as _;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -70,8 +68,7 @@ impl Workers {
         cfg: WorkerConfig,
         handlers: Vec<Arc<dyn Handler>>,
     ) -> anyhow::Result<Self> {
-        let listen = tokio_postgres::Config::from_str(listen_url)
-            .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        let listen = crate::db::tls::Target::from_url(listen_url, "DATABASE_URL")?;
         let handlers: HashMap<_, _> = handlers.into_iter().map(|h| (h.kind(), h)).collect();
         let mut kinds: Vec<String> = handlers.keys().map(|k| (*k).to_owned()).collect();
         kinds.sort();
@@ -497,7 +494,7 @@ async fn prune_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
 /// notification, and after every (re)connect for jobs enqueued while nobody listened.
 async fn listen_loop(
     shared: Arc<Shared>,
-    config: tokio_postgres::Config,
+    target: crate::db::tls::Target,
     mut stopped: watch::Receiver<bool>,
 ) {
     let channel = Channel {
@@ -509,7 +506,7 @@ async fn listen_loop(
     let stopped = async move {
         let _ = stopped.wait_for(|stopped| *stopped).await;
     };
-    listen::run(config, channel, stopped, |heard| match heard {
+    listen::run(target, channel, stopped, |heard| match heard {
         Heard::Listening { .. } | Heard::Notification(_) => shared.wake.notify_one(),
         Heard::Lost => {}
     })

@@ -6,20 +6,21 @@ use std::time::Duration;
 
 use super::Hub;
 use crate::db::listen::{self, Channel, Heard};
+use crate::db::tls::Target;
 use crate::support::events::{CHANNEL, parse_notification};
 
 /// The connection's `application_name` (to find it in `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "deskgraph-live";
 
-pub(super) async fn run(hub: Arc<Hub>, mut config: tokio_postgres::Config) {
-    config.application_name(APPLICATION_NAME);
+pub(super) async fn run(hub: Arc<Hub>, mut target: Target) {
+    target.config_mut().application_name(APPLICATION_NAME);
     let channel = Channel {
         name: CHANNEL,
         about: "live",
         first_retry: Duration::from_millis(250),
         last_retry: Duration::from_secs(10),
     };
-    listen::run(config, channel, hub.stopped(), |heard| match heard {
+    listen::run(target, channel, hub.stopped(), |heard| match heard {
         Heard::Listening { again } => {
             if again {
                 tracing::info!("live notifications are back; subscribers get RESYNC");

@@ -262,7 +262,7 @@ impl Hub {
     }
 
     /// Starts listening on `listen` (a direct session connection); the task ends at [`Hub::stop`].
-    pub fn start(self: &Arc<Self>, listen: tokio_postgres::Config) -> tokio::task::JoinHandle<()> {
+    pub fn start(self: &Arc<Self>, listen: crate::db::tls::Target) -> tokio::task::JoinHandle<()> {
         tokio::spawn(listener::run(self.clone(), listen))
     }
 
