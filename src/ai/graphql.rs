@@ -13,7 +13,7 @@ use super::vectors::{self, Similar};
 use crate::authz::Object as Obj;
 use crate::error::{AppError, AppResult};
 use crate::graphql::loader::{DeskLoader, LoadError};
-use crate::graphql::{handle, parse_id, session};
+use crate::graphql::{BigInt, handle, parse_id, session};
 use crate::support::graphql::Ticket;
 use crate::support::repo as support;
 use crate::support::{TicketPriority, TicketStatus};
@@ -85,12 +85,12 @@ impl TicketAnalysis {
         self.0.completion_tokens
     }
     /// Credits held while the analysis is pending.
-    async fn credits_held(&self) -> i64 {
-        self.0.credits_held
+    async fn credits_held(&self) -> BigInt {
+        self.0.credits_held.into()
     }
     /// Credits charged when it finished (0 unless DONE).
-    async fn credits_charged(&self) -> i64 {
-        self.0.credits_charged
+    async fn credits_charged(&self) -> BigInt {
+        self.0.credits_charged.into()
     }
     /// Attempts so far.
     async fn attempts(&self) -> i32 {

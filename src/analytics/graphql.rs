@@ -13,7 +13,7 @@ use super::{Interval, Window};
 use crate::authz::Object as Obj;
 use crate::error::AppResult;
 use crate::graphql::input::parse_opt_id;
-use crate::graphql::{Session, session};
+use crate::graphql::{BigInt, Session, session};
 use crate::text_enum::text_enum;
 
 /// What `ticketsBy` groups tickets by.
@@ -86,7 +86,8 @@ pub struct AiUsage {
     pub analyses: i32,
     pub done: i32,
     pub failed: i32,
-    pub credits_charged: i32,
+    /// Credits captured for these runs.
+    pub credits_charged: BigInt,
     pub prompt_tokens: i32,
     pub completion_tokens: i32,
 }
@@ -96,9 +97,9 @@ pub struct AiUsage {
 pub struct CreditUsagePoint {
     pub start: DateTime<Utc>,
     /// Credits captured for AI work.
-    pub charged: i32,
+    pub charged: BigInt,
     /// Credits that came in: grants, purchases, allowances, refunds, positive adjustments.
-    pub added: i32,
+    pub added: BigInt,
 }
 
 fn int(n: i64) -> i32 {
@@ -206,7 +207,7 @@ impl Analytics {
             analyses: int(u.analyses),
             done: int(u.done),
             failed: int(u.failed),
-            credits_charged: int(u.credits_charged),
+            credits_charged: u.credits_charged.into(),
             prompt_tokens: int(u.prompt_tokens),
             completion_tokens: int(u.completion_tokens),
         })
@@ -226,8 +227,8 @@ impl Analytics {
             .into_iter()
             .map(|p| CreditUsagePoint {
                 start: p.start,
-                charged: int(p.first),
-                added: int(p.second),
+                charged: p.first.into(),
+                added: p.second.into(),
             })
             .collect())
     }

@@ -9,7 +9,7 @@ use crate::billing::repo::{self, EntryRow, PlanRow};
 use crate::db::TenantTx;
 use crate::error::{AppError, AppResult};
 use crate::graphql::pagination::{self, Cursor, PageInfo};
-use crate::graphql::{session, text_field};
+use crate::graphql::{BigInt, session, text_field};
 use crate::identity::graphql::Actor;
 
 /// A billing plan.
@@ -19,7 +19,7 @@ pub struct Plan {
     pub id: ID,
     pub name: String,
     /// Credits granted at the start of each month.
-    pub monthly_credits: i64,
+    pub monthly_credits: BigInt,
     /// Members plus pending invitations allowed; null means unlimited.
     pub seat_limit: Option<i32>,
 }
@@ -29,7 +29,7 @@ impl From<PlanRow> for Plan {
         Self {
             id: row.id.into(),
             name: row.name,
-            monthly_credits: row.monthly_credits,
+            monthly_credits: row.monthly_credits.into(),
             seat_limit: row.seat_limit,
         }
     }
@@ -40,9 +40,9 @@ impl From<PlanRow> for Plan {
 #[graphql(complex)]
 pub struct Credits {
     /// Credits available to spend.
-    pub balance: i64,
+    pub balance: BigInt,
     /// Credits reserved by work in progress (they return to the balance if the work fails).
-    pub held: i64,
+    pub held: BigInt,
     pub plan: Plan,
 }
 
@@ -82,13 +82,13 @@ pub struct LedgerEntry {
     pub id: ID,
     pub kind: LedgerKind,
     /// Change to the available balance (negative for a HOLD, zero for a CAPTURE).
-    pub amount: i64,
+    pub amount: BigInt,
     /// Change to the held credits (positive for a HOLD, negative for a CAPTURE or RELEASE).
-    pub held_change: i64,
+    pub held_change: BigInt,
     /// The balance right after this entry.
-    pub balance_after: i64,
+    pub balance_after: BigInt,
     /// The held credits right after this entry.
-    pub held_after: i64,
+    pub held_after: BigInt,
     pub note: Option<String>,
     /// What the credits were for (e.g. `ticket:<id>`).
     pub reference: Option<String>,
@@ -105,10 +105,10 @@ impl From<EntryRow> for LedgerEntry {
         Self {
             id: e.id.into(),
             kind: e.kind,
-            amount: e.amount,
-            held_change: e.held_change,
-            balance_after: e.balance_after,
-            held_after: e.held_after,
+            amount: e.amount.into(),
+            held_change: e.held_change.into(),
+            balance_after: e.balance_after.into(),
+            held_after: e.held_after.into(),
             note: e.note,
             reference: e.reference,
             hold_id: e.hold_id.map(ID::from),
@@ -145,8 +145,8 @@ async fn credits(tx: &TenantTx) -> AppResult<Credits> {
     let (balance, plan) = tokio::try_join!(repo::balance(tx), repo::current_plan(tx))?;
     let plan = plan.ok_or(AppError::NotFound("organization"))?;
     Ok(Credits {
-        balance: balance.balance,
-        held: balance.held,
+        balance: balance.balance.into(),
+        held: balance.held.into(),
         plan: plan.into(),
     })
 }
@@ -177,7 +177,7 @@ impl BillingQuery {
 #[derive(InputObject)]
 pub struct GrantCreditsInput {
     /// Credits to add, 1 to 10,000,000.
-    pub amount: i64,
+    pub amount: BigInt,
     /// Why (shown in the ledger), up to 500 characters.
     pub note: Option<String>,
     /// Your key for this grant, 1 to 100 characters. Sending the same key again returns the first
@@ -217,7 +217,7 @@ impl BillingMutation {
             None | Some("") => None,
             Some(note) => Some(text_field("note", note, 1, 500)?),
         };
-        let posted = repo::grant(&s.tx, input.amount, note.as_deref(), &key).await?;
+        let posted = repo::grant(&s.tx, input.amount.0, note.as_deref(), &key).await?;
         if let repo::Posted::New(entry) = &posted {
             tracing::info!(
                 amount = entry.amount,

@@ -17,7 +17,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::common::{
-    Caller, OrgFixture, TestApp, error_code, org_fixture, persisted, send_raw, sql_state,
+    Caller, OrgFixture, TestApp, big_int, error_code, org_fixture, persisted, send_raw, sql_state,
     trusted_tx,
 };
 
@@ -1211,6 +1211,7 @@ fn mismatches(got: &Value, want: &Want) -> Vec<String> {
         }
     }
     let ai = &got["aiUsage"];
+    // Credits are `BigInt` strings; the counts are plain integers.
     let got_ai = [
         "analyses",
         "done",
@@ -1219,7 +1220,10 @@ fn mismatches(got: &Value, want: &Want) -> Vec<String> {
         "promptTokens",
         "completionTokens",
     ]
-    .map(|f| ai[f].as_i64().unwrap_or(-1));
+    .map(|f| match f {
+        "creditsCharged" => big_int(&ai[f]).unwrap_or(-1),
+        _ => ai[f].as_i64().unwrap_or(-1),
+    });
     if got_ai != want.ai {
         bad.push(format!(
             "aiUsage: got {ai}, want [analyses, done, failed, creditsCharged, promptTokens, completionTokens] = {:?}",
@@ -1237,8 +1241,8 @@ fn mismatches(got: &Value, want: &Want) -> Vec<String> {
     for (i, (start, charged, added)) in want.credits.iter().enumerate() {
         let g = credits.get(i).unwrap_or(&Value::Null);
         if start_of(g) != Some(*start)
-            || g["charged"].as_i64() != Some(*charged)
-            || g["added"].as_i64() != Some(*added)
+            || big_int(&g["charged"]) != Some(*charged)
+            || big_int(&g["added"]) != Some(*added)
         {
             bad.push(format!(
                 "creditUsage[{i}]: got {g}, want start {start} charged {charged} added {added}"
@@ -1842,7 +1846,11 @@ async fn an_empty_window_has_zero_buckets_null_statistics_and_no_groups() {
             );
         }
         for p in got["creditUsage"].as_array().unwrap() {
-            assert_eq!((&p["charged"], &p["added"]), (&json!(0), &json!(0)), "{p}");
+            assert_eq!(
+                (&p["charged"], &p["added"]),
+                (&json!("0"), &json!("0")),
+                "{p}"
+            );
         }
         for stats in ["resolutionTime", "firstResponseTime"] {
             assert_eq!(
@@ -1855,7 +1863,7 @@ async fn an_empty_window_has_zero_buckets_null_statistics_and_no_groups() {
         }
         assert_eq!(
             got["aiUsage"],
-            json!({"analyses": 0, "done": 0, "failed": 0, "creditsCharged": 0, "promptTokens": 0, "completionTokens": 0})
+            json!({"analyses": 0, "done": 0, "failed": 0, "creditsCharged": "0", "promptTokens": 0, "completionTokens": 0})
         );
     }
     // A quiet week after the data: nothing happens, but the backlog is still open.

@@ -1,10 +1,10 @@
 //! Plans, seats and credits: the ledger under concurrency, faults, roles and isolation, through the
 //! service API (as the AI pipeline will use it), raw SQL as the runtime role, and GraphQL over HTTP.
 
-use deadpool_postgres::Pool;
 use deskgraph::authz::Role;
 use deskgraph::billing::allowance;
 use deskgraph::billing::repo::{self as credits, HoldState};
+use deskgraph::db::Pool;
 use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
 use deskgraph::error::AppError;
 use futures_util::future::join_all;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::common::{
-    Caller, OrgFixture, TestApp, TestDb, error_code, org_fixture, sql_state, trusted_tx,
+    Caller, OrgFixture, TestApp, TestDb, big_int, error_code, org_fixture, sql_state, trusted_tx,
 };
 
 async fn system_tx(pool: &Pool, org: Uuid) -> TenantTx {
@@ -147,7 +147,10 @@ async fn twenty_concurrent_grants_with_one_key_grant_once() {
     for (status, body) in &responses {
         assert_eq!(*status, 200, "{body}");
         assert!(body.get("errors").is_none(), "{body}");
-        assert_eq!(body["data"]["grantCredits"]["balance"], before + 250);
+        assert_eq!(
+            body["data"]["grantCredits"]["balance"],
+            (before + 250).to_string()
+        );
     }
     assert_eq!(assert_books(&app.db, org.id).await, (before + 250, held));
     let grants = app
@@ -165,7 +168,7 @@ async fn twenty_concurrent_grants_with_one_key_grant_once() {
         .filter(|n| n["kind"] == "GRANT")
         .collect();
     assert_eq!(grants.len(), 1, "{grants:?}");
-    assert_eq!(grants[0]["amount"], 250);
+    assert_eq!(grants[0]["amount"], "250");
     assert_eq!(grants[0]["note"], "goodwill");
     assert_eq!(grants[0]["actor"]["kind"], "USER");
     assert_eq!(grants[0]["actor"]["role"], "admin");
@@ -458,17 +461,17 @@ async fn an_upgrade_tops_up_the_month_once_and_a_new_organization_starts_with_it
     let credits = app.ok(&owner, CREDITS, json!({})).await;
     assert_eq!(
         credits["credits"],
-        json!({"balance": 100, "held": 0, "plan": {"id": "free", "monthlyCredits": 100, "seatLimit": 5}})
+        json!({"balance": "100", "held": "0", "plan": {"id": "free", "monthlyCredits": "100", "seatLimit": 5}})
     );
     // Upgrade: topped up to the Pro allowance. Down and up again: nothing more this month.
     let up = app.ok(&owner, CHANGE_PLAN, json!({"p": "pro"})).await;
     assert_eq!(
         up["changePlan"],
-        json!({"balance": 2000, "plan": {"id": "pro"}})
+        json!({"balance": "2000", "plan": {"id": "pro"}})
     );
     app.ok(&owner, CHANGE_PLAN, json!({"p": "free"})).await;
     let again = app.ok(&owner, CHANGE_PLAN, json!({"p": "pro"})).await;
-    assert_eq!(again["changePlan"]["balance"], 2000);
+    assert_eq!(again["changePlan"]["balance"], "2000");
     assert_eq!(assert_books(&app.db, id).await, (2000, 0));
 
     // An unknown plan is bad input and changes nothing.
@@ -693,7 +696,7 @@ async fn another_organization_sees_and_touches_nothing_of_our_credits() {
         )
         .await;
     assert_eq!(
-        b_view["credits"]["held"], 1,
+        b_view["credits"]["held"], "1",
         "only the hold of B's own ticket analysis"
     );
     let b_text = b_view.to_string();
@@ -775,18 +778,18 @@ async fn the_ledger_pages_newest_first_and_records_request_and_actor() {
     assert_eq!(ledger["pageInfo"]["hasNextPage"], true);
     let top = &ledger["edges"][0]["node"];
     assert_eq!(top["kind"], "GRANT");
-    assert_eq!(top["amount"], 5);
+    assert_eq!(top["amount"], "5");
     assert_eq!(top["requestId"], request_ids[4].as_str());
     assert_ne!(top["requestId"], "req-grant-5");
     // 2000 a month on Pro, 1 held for the fixture ticket's analysis, 15 granted.
-    assert_eq!(top["balanceAfter"], 2000 - 1 + 15);
+    assert_eq!(top["balanceAfter"], (2000 - 1 + 15).to_string());
     let mut seen = vec![];
     let mut cursor = Value::Null;
     loop {
         let p = page(cursor).await;
         let l = &p["credits"]["ledger"];
         for e in l["edges"].as_array().unwrap() {
-            seen.push(e["node"]["balanceAfter"].as_i64().unwrap());
+            seen.push(big_int(&e["node"]["balanceAfter"]).unwrap());
         }
         if l["pageInfo"]["hasNextPage"] != true {
             break;
@@ -804,7 +807,16 @@ async fn the_ledger_pages_newest_first_and_records_request_and_actor() {
         )
         .await;
     assert_eq!(error_code(&body).as_deref(), Some("BAD_USER_INPUT"));
-    for (amount, key) in [(0, "k"), (-5, "k"), (10_000_001, "k"), (5, ""), (5, "   ")] {
+    for (amount, key) in [
+        (json!(0), "k"),
+        (json!("0"), "k"),
+        (json!(-5), "k"),
+        (json!("-5"), "k"),
+        (json!(10_000_001), "k"),
+        (json!("10000001"), "k"),
+        (json!(5), ""),
+        (json!("5"), "   "),
+    ] {
         let (_, body) = app
             .post(
                 &org.admin,
@@ -944,5 +956,268 @@ async fn a_downgrade_racing_invitations_never_leaves_more_seats_than_the_plan_al
         if let Some(limit) = state["credits"]["plan"]["seatLimit"].as_i64() {
             assert!(used <= limit, "round {round}: {used} seats on {state}");
         }
+    }
+}
+
+const BOOKS: &str = "{ credits { balance held ledger(first: 3) { edges { node {
+    kind amount heldChange balanceAfter heldAfter } } } } }";
+
+/// The newest `n` ledger entries as `[kind, amount, heldChange, balanceAfter, heldAfter]`, each amount
+/// as sent: a `BigInt` string.
+fn entries(view: &Value, n: usize) -> Vec<[Value; 5]> {
+    view["credits"]["ledger"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(n)
+        .map(|e| {
+            let e = &e["node"];
+            ["kind", "amount", "heldChange", "balanceAfter", "heldAfter"].map(|f| e[f].clone())
+        })
+        .collect()
+}
+
+/// `[kind, amount, heldChange, balanceAfter, heldAfter]` as the API should send them.
+fn entry(kind: &str, amount: i64, held_change: i64, after: i64, held_after: i64) -> [Value; 5] {
+    [
+        json!(kind),
+        json!(amount.to_string()),
+        json!(held_change.to_string()),
+        json!(after.to_string()),
+        json!(held_after.to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn grants_past_2_to_the_31_are_read_back_exactly_as_big_int_strings() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let pool = app.db.runtime_pool(8);
+    let near = i64::from(i32::MAX) - 3_000_000;
+    set_balance(&pool, org.id, near).await;
+
+    // A grant (amount sent as a string) that takes the balance past 2^31 - 1.
+    let crossed = app
+        .ok(
+            &org.admin,
+            GRANT,
+            json!({"i": {"amount": "10000000", "idempotencyKey": "past-2-31"}}),
+        )
+        .await;
+    assert_eq!(
+        crossed["grantCredits"],
+        json!({"balance": "2154483647", "held": "0"})
+    );
+    assert!(big_int(&crossed["grantCredits"]["balance"]).unwrap() > i64::from(i32::MAX));
+
+    // Up to 5,000,000,000 with a grant whose amount is a JSON number.
+    set_balance(&pool, org.id, 4_990_000_000).await;
+    let five = app
+        .ok(
+            &org.admin,
+            GRANT,
+            json!({"i": {"amount": 10_000_000, "idempotencyKey": "to-five-billion"}}),
+        )
+        .await;
+    assert_eq!(five["grantCredits"]["balance"], "5000000000");
+    let view = app.ok(&org.viewer, BOOKS, json!({})).await;
+    assert_eq!(view["credits"]["balance"], "5000000000");
+    assert_eq!(view["credits"]["held"], "0");
+    assert_eq!(
+        entries(&view, 3),
+        vec![
+            entry("GRANT", 10_000_000, 0, 5_000_000_000, 0),
+            entry(
+                "ADJUSTMENT",
+                4_990_000_000 - 2_154_483_647,
+                0,
+                4_990_000_000,
+                0
+            ),
+            entry("GRANT", 10_000_000, 0, 2_154_483_647, 0),
+        ]
+    );
+    assert_eq!(assert_books(&app.db, org.id).await, (5_000_000_000, 0));
+
+    // Analytics adds them up exactly too (it used to clamp at 2^31 - 1).
+    let added: i64 = app
+        .db
+        .admin()
+        .await
+        .query_one(
+            "select coalesce(sum(amount), 0)::bigint from credit_ledger where org_id = $1 and amount > 0
+                and kind in ('GRANT', 'PURCHASE', 'ALLOWANCE', 'REFUND', 'ADJUSTMENT')",
+            &[&org.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(added > 2 * i64::from(i32::MAX), "{added}");
+    let now = chrono::Utc::now();
+    let usage = app
+        .ok(
+            &org.owner,
+            "query($from: DateTime!, $to: DateTime!) { analytics(from: $from, to: $to) {
+                creditUsage(interval: DAY) { charged added } } }",
+            json!({"from": now - chrono::Duration::days(2), "to": now + chrono::Duration::days(1)}),
+        )
+        .await;
+    let points = usage["analytics"]["creditUsage"].as_array().unwrap();
+    let sum = |f: &str| -> i64 { points.iter().map(|p| big_int(&p[f]).unwrap()).sum() };
+    assert_eq!((sum("charged"), sum("added")), (0, added), "{usage}");
+
+    // A grant of 5,000,000,000 parses, and is refused by the typo guard (at most 10,000,000 at once).
+    let (_, body) = app
+        .post(
+            &org.admin,
+            GRANT,
+            json!({"i": {"amount": "5000000000", "idempotencyKey": "too-big"}}),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body).as_deref(),
+        Some("BAD_USER_INPUT"),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["field"], "amount");
+    assert_eq!(assert_books(&app.db, org.id).await, (5_000_000_000, 0));
+}
+
+#[tokio::test]
+async fn holds_and_captures_beyond_2_to_the_53_keep_every_credit_in_the_ledger() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let pool = app.db.runtime_pool(8);
+    // 2^53 + 1: the first integer a JSON number read by JavaScript cannot hold.
+    let start = (1_i64 << 53) + 1;
+    set_balance(&pool, org.id, start).await;
+    let tx = system_tx(&pool, org.id).await;
+    let hold = credits::hold(&tx, 3_000_000_000, "big-job", Some("ticket:big"))
+        .await
+        .unwrap();
+    let hold = credits::capture(&tx, hold.id, 2_500_000_001).await.unwrap();
+    assert_eq!(
+        hold.state,
+        HoldState::Captured {
+            charged: 2_500_000_001
+        }
+    );
+    tx.commit().await.unwrap();
+    let end = start - 2_500_000_001;
+    assert_eq!(assert_books(&app.db, org.id).await, (end, 0));
+
+    let view = app.ok(&org.viewer, BOOKS, json!({})).await;
+    assert_eq!(view["credits"]["balance"], "9007196754740992");
+    assert_eq!(big_int(&view["credits"]["balance"]), Some(end));
+    let after_hold = start - 3_000_000_000;
+    assert_eq!(
+        entries(&view, 3),
+        vec![
+            entry("RELEASE", 499_999_999, -499_999_999, end, 0),
+            entry("CAPTURE", 0, -2_500_000_001, after_hold, 499_999_999),
+            entry(
+                "HOLD",
+                -3_000_000_000,
+                3_000_000_000,
+                after_hold,
+                3_000_000_000
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_big_int_amounts_are_bad_user_input_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let org = org_fixture(&app, "acme").await;
+    let before = assert_books(&app.db, org.id).await;
+    let entries = || async {
+        app.db
+            .admin()
+            .await
+            .query_one(
+                "select count(*) from credit_ledger where org_id = $1",
+                &[&org.id],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let count = entries().await;
+
+    let as_variables = [
+        json!("12a"),
+        json!("1e3"),
+        json!(9_223_372_036_854_775_808_u64),
+        json!("9223372036854775808"),
+        json!(1.5),
+        json!(1e3),
+        json!("1.5"),
+        json!("+5"),
+        json!(" 5"),
+        json!(""),
+        json!(true),
+        json!([5]),
+    ];
+    let mut cases: Vec<(String, Value)> = as_variables
+        .into_iter()
+        .map(|amount| {
+            (
+                GRANT.to_owned(),
+                json!({"i": {"amount": amount, "idempotencyKey": "bad"}}),
+            )
+        })
+        .collect();
+    for literal in [r#""12a""#, r#""1e3""#, "9223372036854775808", "1.5", "1e3"] {
+        cases.push((
+            format!(
+                "mutation {{ grantCredits(input: {{amount: {literal}, idempotencyKey: \"bad\"}}) {{ balance }} }}"
+            ),
+            json!({}),
+        ));
+    }
+    for (query, variables) in cases {
+        let (_, body) = app.post(&org.admin, &query, variables.clone()).await;
+        let case = format!("{query} {variables}");
+        assert_eq!(
+            error_code(&body).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "{case}: {body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("\"BigInt\""), "{case}: {message}");
+        assert!(body["data"].is_null(), "{case}: nothing ran: {body}");
+    }
+    assert_eq!(assert_books(&app.db, org.id).await, before);
+    assert_eq!(entries().await, count, "no ledger entry was written");
+}
+
+#[tokio::test]
+async fn every_credit_column_is_bigint() {
+    let db = TestDb::new().await;
+    let columns: Vec<(String, String, String)> = db
+        .admin()
+        .await
+        .query(
+            "select table_name::text, column_name::text, data_type::text
+               from information_schema.columns
+              where table_schema = 'public'
+                and (table_name, column_name) in (
+                    ('credit_balances', 'balance'), ('credit_balances', 'held'),
+                    ('credit_ledger', 'amount'), ('credit_ledger', 'held_change'),
+                    ('credit_ledger', 'balance_after'), ('credit_ledger', 'held_after'),
+                    ('plans', 'monthly_credits'),
+                    ('ticket_analyses', 'credits_held'), ('ticket_analyses', 'credits_charged'))
+              order by 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(columns.len(), 9, "{columns:?}");
+    for (table, column, ty) in &columns {
+        assert_eq!(ty, "bigint", "{table}.{column}");
     }
 }

@@ -899,7 +899,10 @@ async fn a_failed_analysis_is_announced_as_analyzed() {
     assert_eq!(event["kind"], "ANALYZED", "{event}");
     assert_eq!(id_of(&event), org.ticket);
     assert_eq!(event["ticket"]["analysis"]["status"], "FAILED", "{event}");
-    assert_eq!(event["ticket"]["analysis"]["creditsCharged"], 0, "{event}");
+    assert_eq!(
+        event["ticket"]["analysis"]["creditsCharged"], "0",
+        "{event}"
+    );
 }
 
 #[tokio::test]

@@ -36,6 +36,9 @@ fn the_schema_keeps_the_contract_names() {
         "orderBy: TicketOrder",
         "): TicketConnection!",
         "ticket(id: ID!): Ticket!",
+        "scalar BigInt",
+        "balance: BigInt!",
+        "amount: BigInt!",
     ] {
         assert!(sdl.contains(name), "schema lacks `{name}`");
     }
