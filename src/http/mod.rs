@@ -1,7 +1,8 @@
-//! HTTP: `/graphql` (POST, GET with GraphiQL, websocket upgrades for subscriptions in [`ws`]),
-//! `/healthz`, `/readyz`; request ids, structured request logs, security headers, CORS, body limits
-//! and graceful shutdown.
+//! HTTP: `/graphql` (POST, GET with GraphiQL, websocket upgrades for subscriptions in [`ws`]; media
+//! types and statuses as GraphQL over HTTP says, in [`protocol`]), `/healthz`, `/readyz`; request ids,
+//! structured request logs, security headers, CORS, body limits and graceful shutdown.
 
+mod protocol;
 mod ws;
 
 use std::net::SocketAddr;
@@ -13,11 +14,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use sha2::{Digest as _, Sha256};
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -36,6 +37,7 @@ use crate::identity::auth::{JwtVerifier, credentials_from_headers};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::schema::executor::{Engine, Outcome};
+use protocol::{MediaType, NotAGraphQLRequest};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState {
@@ -43,7 +45,7 @@ pub struct AppState {
     /// Live subscriptions of this instance.
     pub hub: Arc<Hub>,
     /// Where the hub's `LISTEN` connection goes (`DATABASE_LISTEN_URL`).
-    pub listen: tokio_postgres::Config,
+    pub listen: db::tls::Target,
     pub metrics: Metrics,
     pub verifier: JwtVerifier,
     pub max_body_bytes: usize,
@@ -185,17 +187,51 @@ fn cors_layer(origins: &str) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// A whole-request failure in GraphQL's response shape.
+/// A whole-request failure in GraphQL's response shape, as `application/json` (for the panic
+/// handler, which knows nothing of the request).
 fn graphql_error_response(err: &AppError) -> Response {
-    outcome_response(Outcome::failed(err))
+    outcome_response(Outcome::failed(err), MediaType::Json)
 }
 
-fn outcome_response(outcome: Outcome) -> Response {
-    let mut response = (outcome.status, Json(outcome.response)).into_response();
+/// A request the HTTP layer refuses with `status` before any GraphQL runs.
+fn refused(status: StatusCode, err: &AppError, media: MediaType) -> Response {
+    outcome_response(
+        Outcome {
+            status,
+            ..Outcome::failed(err)
+        },
+        media,
+    )
+}
+
+/// A request that is not a GraphQL request at all: 400 in either media type.
+fn not_a_graphql_request(why: NotAGraphQLRequest, media: MediaType) -> Response {
+    refused(StatusCode::BAD_REQUEST, &AppError::bad_input(why.0), media)
+}
+
+/// 406: the request's `Accept` allows neither media type. Said in `application/json`, which the client
+/// may still read.
+fn not_acceptable() -> Response {
+    refused(
+        StatusCode::NOT_ACCEPTABLE,
+        &AppError::bad_input(
+            "responses are application/graphql-response+json or application/json; the Accept header allows neither",
+        ),
+        MediaType::Json,
+    )
+}
+
+fn outcome_response(outcome: Outcome, media: MediaType) -> Response {
+    let (status, body) = protocol::render(&outcome, media);
+    let mut response =
+        (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
+    let headers = response.headers_mut();
     if let Some(secs) = outcome.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    // RFC 9110 requires `Allow` with a 405, which the engine answers only to a mutation sent with GET.
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
     }
     response
 }
@@ -204,11 +240,22 @@ fn outcome_response(outcome: Outcome) -> Response {
 /// GET): `Cache-Control: private, max-age=N` and a strong `ETag`, the sha256 of the body. A request
 /// whose `If-None-Match` names that tag gets `304 Not Modified` without a body; it was still executed
 /// (and counted by the rate limiter), since only the result tells whether the data changed.
-fn cacheable_response(outcome: Outcome, headers: &HeaderMap, max_age_secs: u64) -> Response {
-    let Ok(body) = serde_json::to_vec(&outcome.response) else {
-        return outcome_response(outcome);
+fn cacheable_response(
+    outcome: Outcome,
+    headers: &HeaderMap,
+    max_age_secs: u64,
+    media: MediaType,
+) -> Response {
+    let (status, body) = protocol::render(&outcome, media);
+    if status != StatusCode::OK {
+        return outcome_response(outcome, media);
+    }
+    // A strong tag names one representation: the same bytes sent as the other media type are another.
+    let digest = hex::encode(Sha256::digest(&body));
+    let etag = match media {
+        MediaType::Json => format!("\"{digest}\""),
+        MediaType::GraphQLResponse => format!("\"{digest}-gr\""),
     };
-    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
     let not_modified = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -216,12 +263,7 @@ fn cacheable_response(outcome: Outcome, headers: &HeaderMap, max_age_secs: u64) 
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            outcome.status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response()
+        (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response()
     };
     let out = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={max_age_secs}")) {
@@ -230,10 +272,11 @@ fn cacheable_response(outcome: Outcome, headers: &HeaderMap, max_age_secs: u64) 
     if let Ok(value) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, value);
     }
-    // The result is the caller's (its key, its organization): a shared cache must tell callers apart.
+    // The result is the caller's (its key, its organization): a shared cache must tell callers apart;
+    // and its media type follows `Accept`.
     out.insert(
         header::VARY,
-        HeaderValue::from_static("Authorization, x-org-id"),
+        HeaderValue::from_static("Authorization, x-org-id, Accept"),
     );
     response
 }
@@ -259,6 +302,7 @@ async fn run(
     request: async_graphql::Request,
     get: bool,
     client_request_id: Option<&str>,
+    media: MediaType,
 ) -> Response {
     let started = std::time::Instant::now();
     let outcome = match credentials_from_headers(
@@ -283,6 +327,8 @@ async fn run(
         401 => "unauthenticated",
         403 => "forbidden",
         429 => "rate_limited",
+        // The database down, cut off or too slow (UNAVAILABLE, TIMEOUT): worth an alert of its own.
+        503 => "unavailable",
         500..=599 => "internal",
         _ => "bad_request",
     };
@@ -290,9 +336,9 @@ async fn run(
         .metrics
         .observe(label, started.elapsed(), outcome.statements);
     if outcome.cacheable && state.analyst_cache_max_age_secs > 0 {
-        return cacheable_response(outcome, headers, state.analyst_cache_max_age_secs);
+        return cacheable_response(outcome, headers, state.analyst_cache_max_age_secs, media);
     }
-    outcome_response(outcome)
+    outcome_response(outcome, media)
 }
 
 /// Prometheus metrics (no tenant data in any label).
@@ -310,12 +356,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// A GraphQL request in a JSON body (queries and mutations). Refused before anything runs: 406 for an
+/// `Accept` this server cannot answer, 415 for a body that is not `application/json`, 413 for one over
+/// the limit, 400 for one that is not a GraphQL request.
 async fn graphql_post(
     State(state): State<Arc<AppState>>,
     Extension(client): Extension<ClientRequestId>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    if !protocol::is_json_body(&headers) {
+        let mut response = refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &AppError::bad_input("a GraphQL POST needs `Content-Type: application/json`"),
+            media,
+        );
+        // RFC 9110 (415): `Accept` in the response names the request media types that would do.
+        response
+            .headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        return response;
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -323,41 +387,34 @@ async fn graphql_post(
                 "request body is larger than {} bytes",
                 state.max_body_bytes
             ));
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Json(Outcome::failed(&err).response),
-            )
-                .into_response();
+            return refused(StatusCode::PAYLOAD_TOO_LARGE, &err, media);
         }
         Err(_) => {
-            return graphql_error_response(&AppError::bad_input("could not read the request body"));
+            let err = AppError::bad_input("could not read the request body");
+            return refused(StatusCode::BAD_REQUEST, &err, media);
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(_) => {
-            return graphql_error_response(&AppError::bad_input(
-                "request body must be a JSON object with a `query` (and optional `variables`, `operationName`, `extensions`); batches are not supported",
-            ));
-        }
+    let request = match protocol::request_from_body(&body) {
+        Ok(request) => request,
+        Err(why) => return not_a_graphql_request(why, media),
     };
-    run(&state, &headers, request, false, client.0.as_deref()).await
+    run(&state, &headers, request, false, client.0.as_deref(), media).await
 }
 
-/// A websocket upgrade (subscriptions); GraphiQL for browsers; with `query` or `extensions`
-/// parameters, runs a query (GraphQL over HTTP GET).
+/// A websocket upgrade (subscriptions); GraphiQL for a browser (`Accept: text/html`) asking without
+/// parameters; otherwise a query (GraphQL over HTTP GET: `query`, `operationName`, `variables`,
+/// `extensions`), never a mutation (405).
 async fn graphql_get(
     State(state): State<Arc<AppState>>,
     Extension(client): Extension<ClientRequestId>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    RawQuery(raw): RawQuery,
+    uri: Uri,
 ) -> Response {
     if let Ok(upgrade) = upgrade {
         return ws::upgrade(state, &headers, upgrade);
     }
-    let raw = raw.unwrap_or_default();
-    if raw.is_empty() {
+    if uri.query().unwrap_or_default().is_empty() && protocol::accepts_html(&headers) {
         // Subscriptions go to the same path over a websocket; GraphiQL's headers tab becomes the
         // `connection_init` payload (`{"Authorization": "Bearer …", "x-org-id": "…"}`).
         let html = GraphiQLSource::build()
@@ -371,15 +428,14 @@ async fn graphql_get(
         )
             .into_response();
     }
-    let request = match async_graphql::http::parse_query_string(&raw) {
-        Ok(r) => r,
-        Err(_) => {
-            return graphql_error_response(&AppError::bad_input(
-                "could not parse the GraphQL GET parameters",
-            ));
-        }
+    let Some(media) = MediaType::negotiate(&headers) else {
+        return not_acceptable();
     };
-    run(&state, &headers, request, true, client.0.as_deref()).await
+    let request = match protocol::request_from_query_string(&uri) {
+        Ok(request) => request,
+        Err(why) => return not_a_graphql_request(why, media),
+    };
+    run(&state, &headers, request, true, client.0.as_deref(), media).await
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

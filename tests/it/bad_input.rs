@@ -399,7 +399,9 @@ async fn a_mutation_sent_with_get_is_refused_and_writes_nothing() {
     )
     .unwrap();
     let resp = send_raw(org.owner.apply(app.http.get(url))).await;
-    assert_ne!(resp.status, 200, "{}", resp.text);
+    // GraphQL over HTTP: 405, naming the method that would do.
+    assert_eq!(resp.status, 405, "{}", resp.text);
+    assert_eq!(resp.header("allow"), Some("POST"));
     let body = resp.json();
     assert_bad_input("mutation via GET", &body, None);
     assert!(body["data"].is_null());

@@ -537,7 +537,11 @@ async fn analyst_gets_of_persisted_operations_are_privately_cacheable_and_revali
     assert!(resp.json().get("errors").is_none(), "{}", resp.text);
     assert_eq!(resp.json()["data"]["tickets"]["totalCount"], 1);
     assert_eq!(resp.header("cache-control"), Some("private, max-age=60"));
-    assert_eq!(resp.header("content-type"), Some("application/json"));
+    // GraphQL over HTTP: the negotiated media type (reqwest sends `Accept: */*`), in UTF-8.
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let etag = resp.header("etag").expect("an ETag").to_owned();
     assert_eq!(
         etag,
