@@ -50,6 +50,19 @@ pub struct DbConfig {
     )]
     pub app_password: Secret,
 
+    /// Whether statements are prepared once per connection and reused. Set `false` when
+    /// `DATABASE_URL` goes through a transaction-mode pooler that cannot keep named prepared
+    /// statements (PgBouncer before 1.21 or with `max_prepared_statements = 0`): every statement is
+    /// then sent unnamed, in one message (slower: PostgreSQL plans it each time).
+    #[arg(
+        long,
+        env = "DESKGRAPH_DB_PREPARED_STATEMENTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub prepared_statements: bool,
+
     /// Maximum number of pooled runtime connections.
     #[arg(long, env = "DESKGRAPH_DB_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,

@@ -14,6 +14,10 @@ pub mod codes {
     pub const INSUFFICIENT_CREDITS: &str = "INSUFFICIENT_CREDITS";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    /// The database cannot be reached or dropped the connection; nothing was changed. Retryable.
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    /// A statement or lock timeout cancelled the operation; nothing was changed. Retryable.
+    pub const TIMEOUT: &str = "TIMEOUT";
     pub const INTERNAL: &str = "INTERNAL";
 }
 
@@ -38,6 +42,14 @@ pub enum AppError {
     PersistedQueryNotFound,
     #[error("too many requests for this organization; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The database could not be reached, or the connection dropped mid-operation (the cause is kept
+    /// for the logs). The operation did not happen — except a write whose COMMIT was cut off, which
+    /// PostgreSQL may have applied: a client that retries writes should make them idempotent.
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable(std::sync::Arc<anyhow::Error>),
+    /// A statement or lock timeout cancelled the operation; nothing was changed.
+    #[error("the operation took too long and was cancelled; retry later")]
+    Timeout(std::sync::Arc<anyhow::Error>),
     /// The cause is kept for the logs (shared, so the error can be cloned into every field that
     /// waited on the same failed batch).
     #[error("internal error")]
@@ -74,6 +86,8 @@ impl AppError {
             Self::InsufficientCredits { .. } => codes::INSUFFICIENT_CREDITS,
             Self::PersistedQueryNotFound => codes::PERSISTED_QUERY_NOT_FOUND,
             Self::RateLimited { .. } => codes::RATE_LIMITED,
+            Self::Unavailable(_) => codes::UNAVAILABLE,
+            Self::Timeout(_) => codes::TIMEOUT,
             Self::Internal(_) => codes::INTERNAL,
         }
     }
@@ -87,7 +101,31 @@ impl AppError {
             Self::BadInput { .. } => StatusCode::BAD_REQUEST,
             Self::InsufficientCredits { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for errors worth retrying.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::Unavailable(_) | Self::Timeout(_) => Some(RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+
+    /// Whether the failure is the database's state (down, cut off, too slow), not the request's:
+    /// such an error fails the whole operation, whatever field met it first.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+    }
+
+    /// The logged cause of a server-side failure.
+    pub fn cause(&self) -> Option<&anyhow::Error> {
+        match self {
+            Self::Internal(cause) | Self::Unavailable(cause) | Self::Timeout(cause) => Some(cause),
+            _ => None,
         }
     }
 
@@ -122,17 +160,82 @@ impl From<anyhow::Error> for AppError {
     }
 }
 
+/// `Retry-After` of a database outage or timeout: long enough for a pool to reconnect, short enough
+/// that a restart of a managed database (seconds) costs clients little.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// What a database error means for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbFailure {
+    Unavailable,
+    Timeout,
+    Other,
+}
+
+/// Sorts a driver error: the server unreachable or gone (connection refused, reset or closed, the
+/// server shutting down or out of connection slots) is `Unavailable`; a statement or lock timeout
+/// is `Timeout`; everything else (constraint violations, SQL errors, decoding) is a bug or a user
+/// error and stays as it is.
+fn db_failure(err: &tokio_postgres::Error) -> DbFailure {
+    if err.is_closed() {
+        return DbFailure::Unavailable;
+    }
+    if let Some(code) = err.code() {
+        let code = code.code();
+        return match code {
+            // query_canceled (statement_timeout), lock_not_available (lock_timeout, NOWAIT)
+            "57014" | "55P03" => DbFailure::Timeout,
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+            // idle_session_timeout
+            "57P01" | "57P02" | "57P03" | "53300" | "57P05" => DbFailure::Unavailable,
+            // connection_exception and its subclasses
+            _ if code.starts_with("08") => DbFailure::Unavailable,
+            _ => DbFailure::Other,
+        };
+    }
+    // tokio-postgres keeps its error kinds private; its Display names the kind, and these are the
+    // kinds of a connection that could not be made or was lost (I/O, TLS, connect, connect timeout).
+    match err.to_string().as_str() {
+        "error communicating with the server"
+        | "error connecting to server"
+        | "timeout waiting for server"
+        | "error performing TLS handshake" => DbFailure::Unavailable,
+        _ => DbFailure::Other,
+    }
+}
+
 impl From<tokio_postgres::Error> for AppError {
     fn from(err: tokio_postgres::Error) -> Self {
-        anyhow::Error::new(err).context("database error").into()
+        let failure = db_failure(&err);
+        let cause = std::sync::Arc::new(anyhow::Error::new(err).context("database error"));
+        match failure {
+            DbFailure::Unavailable => Self::Unavailable(cause),
+            DbFailure::Timeout => Self::Timeout(cause),
+            DbFailure::Other => Self::Internal(cause),
+        }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for AppError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
-        anyhow::Error::new(err)
-            .context("could not get a database connection")
-            .into()
+        use deadpool_postgres::PoolError;
+        let failure = match &err {
+            PoolError::Backend(db) => db_failure(db),
+            // Waiting for a free connection or for a new one timed out; the pool is closed (shutting
+            // down); a new connection's set-up failed.
+            PoolError::Timeout(_) | PoolError::Closed | PoolError::PostCreateHook(_) => {
+                DbFailure::Unavailable
+            }
+            PoolError::NoRuntimeSpecified => DbFailure::Other,
+        };
+        let cause = std::sync::Arc::new(
+            anyhow::Error::new(err).context("could not get a database connection"),
+        );
+        match failure {
+            DbFailure::Unavailable => Self::Unavailable(cause),
+            DbFailure::Timeout => Self::Timeout(cause),
+            DbFailure::Other => Self::Internal(cause),
+        }
     }
 }
 
@@ -168,11 +271,14 @@ pub trait DbContext<T> {
 
 impl<T> DbContext<T> for AppResult<T> {
     fn db_context(self, what: &'static str) -> AppResult<T> {
+        let named = |cause: std::sync::Arc<anyhow::Error>| match std::sync::Arc::try_unwrap(cause) {
+            Ok(cause) => std::sync::Arc::new(cause.context(what)),
+            Err(shared) => shared,
+        };
         self.map_err(|err| match err {
-            AppError::Internal(cause) => match std::sync::Arc::try_unwrap(cause) {
-                Ok(cause) => cause.context(what).into(),
-                Err(shared) => AppError::Internal(shared),
-            },
+            AppError::Internal(cause) => AppError::Internal(named(cause)),
+            AppError::Unavailable(cause) => AppError::Unavailable(named(cause)),
+            AppError::Timeout(cause) => AppError::Timeout(named(cause)),
             other => other,
         })
     }

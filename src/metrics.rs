@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use crate::ratelimit::OrgRateLimiter;
 use prometheus_client::encoding::EncodeLabelSet;

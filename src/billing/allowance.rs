@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use crate::billing::repo;
 use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};

@@ -2,8 +2,8 @@
 //! could bypass row level security, when a tenant table is not protected by it, or when a tenant
 //! table's writes would escape the audit trail.
 
+use crate::db::Pool;
 use anyhow::{Context as _, bail};
-use deadpool_postgres::Pool;
 
 /// Inspects the runtime role and the catalog through a runtime connection.
 pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
@@ -11,8 +11,10 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
         .get()
         .await
         .context("could not connect as the runtime role")?;
-    let row = client
-        .query_one(
+    // Statements outside a transaction go out as the unnamed statement (`query_typed`: one message,
+    // one Sync), which a transaction-mode pooler cannot split across server connections.
+    let rows = client
+        .query_typed(
             "select current_user::text,
                     r.rolsuper,
                     r.rolbypassrls,
@@ -29,6 +31,9 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
         )
         .await
         .context("failed to inspect the runtime role")?;
+    let row = rows
+        .first()
+        .context("the runtime role is not in pg_roles")?;
     let (name, superuser, bypass, inherits, owned): (String, bool, bool, bool, Vec<String>) =
         (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if superuser || bypass || inherits {
@@ -74,7 +79,7 @@ pub async fn unaudited_tenant_tables(
 ) -> anyhow::Result<Vec<String>> {
     // tgtype bits: 1 = row, 2 = before, 4 = insert, 8 = delete, 16 = update.
     let rows = client
-        .query(
+        .query_typed(
             "select c.oid::regclass::text
                from pg_class c
                join pg_namespace n on n.oid = c.relnamespace
@@ -102,7 +107,7 @@ pub async fn unaudited_tenant_tables(
                        and t.tgenabled <> 'D'
                        and t.tgtype & 1 = 0 and t.tgtype & 2 = 2 and t.tgtype & 28 = 28))
               order by 1",
-            &[&AUDIT_TABLES.as_slice()],
+            &[(&AUDIT_TABLES.as_slice(), tokio_postgres::types::Type::TEXT_ARRAY)],
         )
         .await
         .context("failed to inspect the catalog")?;
@@ -114,7 +119,7 @@ pub async fn unprotected_tenant_tables(
     client: &tokio_postgres::Client,
 ) -> anyhow::Result<Vec<String>> {
     let rows = client
-        .query(
+        .query_typed(
             "select c.oid::regclass::text
                from pg_class c
                join pg_namespace n on n.oid = c.relnamespace

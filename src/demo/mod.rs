@@ -8,8 +8,8 @@ pub mod seed_data;
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::db::Pool;
 use anyhow::Context as _;
-use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::ai::{Ai, AiConfig};

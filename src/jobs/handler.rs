@@ -2,7 +2,7 @@
 //! ([`JobContext`]) and how it reports failure ([`JobError`]). The runtime that drives handlers is
 //! [`super::runtime`].
 
-use deadpool_postgres::Pool;
+use crate::db::Pool;
 
 use super::Job;
 use crate::db::{Access, Credentials, TenantContext, TenantTx, TxOptions};
@@ -25,11 +25,12 @@ pub const INTERNAL_FAILURE: &str = "internal error (details in the server log)";
 
 impl From<AppError> for JobError {
     fn from(err: AppError) -> Self {
+        if let Some(cause) = err.cause() {
+            tracing::warn!(error = format!("{cause:#}"), "job attempt failed");
+        }
         match err {
-            AppError::Internal(cause) => {
-                tracing::warn!(error = format!("{cause:#}"), "job attempt failed");
-                JobError::Retry(INTERNAL_FAILURE.to_owned())
-            }
+            AppError::Internal(_) => JobError::Retry(INTERNAL_FAILURE.to_owned()),
+            // An outage or a timeout says so ("the database is unavailable; retry shortly").
             other => JobError::Retry(other.to_string()),
         }
     }

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::db::Pool;
 use async_graphql::Positioned;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
 };
 use async_graphql::{Request, Response, ServerError};
 use axum::http::StatusCode;
-use deadpool_postgres::Pool;
 
 use super::DeskSchema;
 use super::persisted::PersistedQueries;
@@ -43,8 +43,14 @@ pub struct Engine {
 /// The result of one operation, with what it cost.
 pub struct Outcome {
     pub response: Response,
-    /// HTTP status: 200 unless the request failed as a whole (authentication, authorization).
+    /// HTTP status: 200 unless the request failed as a whole (authentication, authorization; 405 for
+    /// a mutation sent with GET).
     pub status: StatusCode,
+    /// A GraphQL request error (status 200): the document did not parse or validate, the variables
+    /// did not coerce, or the document has no such operation. Nothing ran, so the response has no
+    /// data; GraphQL over HTTP answers it with 400 in `application/graphql-response+json` and with
+    /// 200 in `application/json` (the HTTP layer picks the media type).
+    pub request_error: bool,
     /// SQL statements sent, including BEGIN, the context and COMMIT/ROLLBACK.
     pub statements: usize,
     /// Seconds to wait before retrying, for a rate-limited request (`Retry-After`).
@@ -60,24 +66,41 @@ impl Outcome {
         Self {
             response: Response::from_errors(vec![err.to_server_error()]),
             status: err.http_status(),
+            request_error: false,
             statements: 0,
-            retry_after: match err {
-                AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-                _ => None,
-            },
+            retry_after: err.retry_after_secs(),
             cacheable: false,
         }
     }
 }
 
 fn log_if_internal(err: &AppError) {
-    if let AppError::Internal(cause) = err {
-        tracing::error!(error = format!("{cause:#}"), "internal error");
+    match err {
+        AppError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "internal error")
+        }
+        AppError::Unavailable(cause) => {
+            tracing::warn!(error = format!("{cause:#}"), "database unavailable")
+        }
+        AppError::Timeout(cause) => tracing::warn!(error = format!("{cause:#}"), "timed out"),
+        _ => {}
     }
 }
 
-/// The operation of `doc` a request names (`None` for an unknown name, or no name where the
-/// document has several).
+/// The first error of a response that is the database's state rather than the request's (an outage,
+/// a dropped connection, a timeout). It stands for the whole operation: once the connection or the
+/// transaction is gone, every other field failed for the same reason (often as "current transaction
+/// is aborted"), and a client must see one retryable answer, not a mix.
+fn transient_error(errors: &[ServerError]) -> Option<AppError> {
+    errors
+        .iter()
+        .filter_map(|e| e.source::<AppError>())
+        .find(|e| e.is_transient())
+        .cloned()
+}
+
+/// The operation of `doc` a request names, or its only one when it names none (as the executor
+/// picks it); `None` for an unknown name, or no name where the document has several.
 pub fn selected_operation<'d>(
     doc: &'d ExecutableDocument,
     name: Option<&str>,
@@ -85,17 +108,78 @@ pub fn selected_operation<'d>(
     match (&doc.operations, name) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
     }
 }
 
-/// Which kind of operation the request runs; `Err` for a document that does not parse.
+/// Which kind of operation the request runs; `Err` for a document that does not parse or a request
+/// without the value of a required variable.
 pub fn operation_type(request: &Request) -> Result<OperationType, ServerError> {
-    let doc = async_graphql::parser::parse_query(&request.query)
-        .map_err(|e| AppError::bad_input(e.to_string()).to_server_error())?;
-    let ty = selected_operation(&doc, request.operation_name.as_deref()).map(|op| op.node.ty);
-    // Unknown names and missing names are reported by the executor with its own wording.
-    Ok(ty.unwrap_or(OperationType::Query))
+    let doc = async_graphql::parser::parse_query(&request.query).map_err(|e| parse_error(&e))?;
+    let Some(op) = selected_operation(&doc, request.operation_name.as_deref()) else {
+        // Unknown names and missing names are reported by the executor with its own wording.
+        return Ok(OperationType::Query);
+    };
+    required_variables_given(&op.node, &request.variables)?;
+    Ok(op.node.ty)
+}
+
+/// The part of GraphQL's CoerceVariableValues that async-graphql leaves to execution, where a missing
+/// variable would become a field error after other fields ran: a variable of a non-null type without
+/// a default needs a value (validation checks the values given).
+fn required_variables_given(
+    op: &OperationDefinition,
+    variables: &async_graphql::Variables,
+) -> Result<(), ServerError> {
+    for def in &op.variable_definitions {
+        let var = &def.node;
+        let given = variables
+            .get(&var.name.node)
+            .is_some_and(|v| *v != async_graphql::Value::Null);
+        if !var.var_type.node.nullable && var.default_value.is_none() && !given {
+            let mut err = AppError::bad_input(format!(
+                "variable ${} of required type {} was not provided",
+                var.name.node, var.var_type.node
+            ))
+            .to_server_error();
+            err.locations = vec![def.pos];
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// A document that does not parse, as its author should see it: a one-line message and where.
+/// (The parser's own text draws the offending line in ASCII art under a `-->` position.)
+fn parse_error(err: &async_graphql::parser::Error) -> ServerError {
+    let (message, locations) = match err {
+        async_graphql::parser::Error::Syntax { message, start, .. } => {
+            let expected = message
+                .lines()
+                .rev()
+                .find_map(|line| line.trim_start().strip_prefix("= "))
+                .unwrap_or("unexpected input");
+            (
+                format!("syntax error: {}", expected.replace('_', " ")),
+                vec![*start],
+            )
+        }
+        other => (other.to_string(), other.positions().collect()),
+    };
+    let mut server = AppError::bad_input(message).to_server_error();
+    server.locations = locations;
+    server
+}
+
+/// Whether async-graphql refused the operation of `response` before executing it: it did not validate
+/// (the limits and the variables' values included) or the document has no such operation — a GraphQL
+/// request error. Such a response has no data and errors of no field; every error of an executed
+/// operation carries its field's path (GraphQL, "Errors"), also when a null reached `data` itself.
+fn is_request_error(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// Maps every error of a response to a safe message with `extensions.code`.
@@ -238,6 +322,7 @@ impl Engine {
                 return Outcome {
                     response: Response::from_errors(vec![err]),
                     status: StatusCode::OK,
+                    request_error: true,
                     statements: 0,
                     retry_after: None,
                     cacheable: false,
@@ -247,7 +332,12 @@ impl Engine {
         let access = match ty {
             OperationType::Query => Access::ReadOnly,
             OperationType::Mutation if get => {
-                return Outcome::failed(&AppError::bad_input("mutations must be sent with POST"));
+                // GET is safe: a mutation over it is refused before anything runs (the HTTP layer
+                // adds `Allow: POST`).
+                return Outcome {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    ..Outcome::failed(&AppError::bad_input("mutations must be sent with POST"))
+                };
             }
             OperationType::Mutation => Access::ReadWrite,
             OperationType::Subscription => {
@@ -280,6 +370,8 @@ impl Engine {
             &credentials,
         );
         let mut response = self.schema.execute(request).await;
+        let request_error = is_request_error(&response);
+        let transient = transient_error(&response.errors);
         finalize_errors(&mut response.errors);
 
         // A mutation commits only when every field succeeded. A read-only transaction can have written
@@ -289,12 +381,19 @@ impl Engine {
         } else {
             tx.rollback().await
         };
-        if let Err(err) = finished {
-            // A mutation whose COMMIT failed did not happen; say so instead of returning its data.
-            log_if_internal(&err);
-            response = Response::from_errors(vec![err.to_server_error()]);
-        }
+        let failed = match (transient, finished) {
+            // A mutation whose COMMIT failed did not happen (unless the connection dropped during the
+            // COMMIT itself, which no server can tell); say so instead of returning its data.
+            (_, Err(err)) => Some(err),
+            (Some(err), Ok(())) => Some(err),
+            (None, Ok(())) => None,
+        };
         let statements = tx.statement_count();
+        if let Some(err) = failed {
+            let mut outcome = Outcome::failed(&err);
+            outcome.statements = statements;
+            return outcome;
+        }
         // Analytics tools poll the same persisted reads: let them revalidate instead of re-reading.
         let cacheable = get
             && persisted.is_some()
@@ -318,6 +417,7 @@ impl Engine {
         Outcome {
             response,
             status: StatusCode::OK,
+            request_error,
             statements,
             retry_after: None,
             cacheable,
@@ -331,5 +431,124 @@ pub(crate) fn operation_kind(ty: OperationType) -> &'static str {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",
         OperationType::Subscription => "subscription",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema, Variables};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_document_that_does_not_parse_gets_a_clean_message_and_its_location() {
+        for (query, message, line, column) in [
+            ("{ tickets { ", "syntax error: expected selection", 1, 13),
+            (
+                "{\n  viewer {\n    role\n  }\n",
+                "syntax error: expected selection",
+                5,
+                1,
+            ),
+            ("{ 8f31 }", "syntax error: expected selection", 1, 3),
+            ("", "syntax error: expected executable definition", 1, 1),
+        ] {
+            let err = operation_type(&Request::new(query)).expect_err(query);
+            assert_eq!(err.message, message, "{query:?}");
+            let at: Vec<_> = err.locations.iter().map(|p| (p.line, p.column)).collect();
+            assert_eq!(at, vec![(line, column)], "{query:?}");
+            let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
+            assert_eq!(
+                code,
+                Some(async_graphql::Value::from(codes::BAD_USER_INPUT))
+            );
+        }
+        // Errors of a document's structure name both places.
+        let err = operation_type(&Request::new("query A { a } query A { b }")).unwrap_err();
+        assert_eq!(err.message, "operation A is defined twice");
+        assert_eq!(err.locations.len(), 2);
+    }
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn ok(&self) -> i32 {
+            1
+        }
+        /// Non-null: its error nulls `data` itself.
+        async fn fails(&self) -> async_graphql::Result<i32> {
+            Err("no".into())
+        }
+        async fn echo(&self, id: async_graphql::ID) -> String {
+            id.to_string()
+        }
+    }
+
+    /// The engine's own checks and async-graphql's refusals before execution tell request errors;
+    /// field errors, even one that nulls `data`, are not.
+    #[tokio::test]
+    async fn only_operations_refused_before_execution_are_request_errors() {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .limit_depth(3)
+            .finish();
+        let cases = [
+            ("{ ok }", None, json!({}), false),
+            ("{ fails }", None, json!({}), false),
+            ("{ ok fails }", None, json!({}), false),
+            (
+                "query($id: ID!) { echo(id: $id) }",
+                None,
+                json!({"id": "x"}),
+                false,
+            ),
+            ("{ nope }", None, json!({}), true),
+            ("{ echo }", None, json!({}), true),
+            ("query($id: ID!) { echo(id: $id) }", None, json!({}), true),
+            (
+                "query($id: ID!) { echo(id: $id) }",
+                None,
+                json!({"id": null}),
+                true,
+            ),
+            (
+                "query($id: ID!) { echo(id: $id) }",
+                None,
+                json!({"id": [1]}),
+                true,
+            ),
+            ("query($id: ID!) { ok }", None, json!({"id": null}), true),
+            ("query A { ok } query B { ok }", None, json!({}), true),
+            ("query A { ok }", Some("B"), json!({}), true),
+            (
+                "query($id: ID = \"d\") { echo(id: $id) }",
+                None,
+                json!({}),
+                false,
+            ),
+            (
+                "query Named($id: ID!) { echo(id: $id) }",
+                None,
+                json!({}),
+                true,
+            ),
+            (
+                "{ __schema { types { fields { type { name } } } } }",
+                None,
+                json!({}),
+                true,
+            ),
+        ];
+        for (query, name, variables, expected) in cases {
+            let mut request = Request::new(query).variables(Variables::from_json(variables));
+            request.operation_name = name.map(str::to_owned);
+            // As Engine::execute: its own checks, then async-graphql's.
+            let refused = match operation_type(&request) {
+                Err(_) => true,
+                Ok(_) => is_request_error(&schema.execute(request).await),
+            };
+            assert_eq!(refused, expected, "{query} ({name:?})");
+        }
     }
 }

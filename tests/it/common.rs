@@ -7,10 +7,10 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
 use deskgraph::app::{Server, build_state};
 use deskgraph::authz::Role;
 use deskgraph::config::{DbConfig, ServerConfig};
+use deskgraph::db::Pool;
 use deskgraph::db::{Access, Credentials, TenantContext, TenantTx, TxOptions, migrate};
 use deskgraph::http::AppState;
 use serde_json::{Value, json};
@@ -30,11 +30,7 @@ pub fn admin_base_url() -> String {
 fn url_for(user: &str, password: Option<&str>, dbname: &str) -> String {
     let base = tokio_postgres::Config::from_str(&admin_base_url())
         .expect("DESKGRAPH_TEST_ADMIN_URL is a URL");
-    let host = match base.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".into(),
-    };
-    let port = base.get_ports().first().copied().unwrap_or(5432);
+    let (host, port) = cluster_addr();
     let auth = match password {
         Some(p) => format!("{user}:{p}"),
         None => match base.get_password() {
@@ -189,6 +185,7 @@ impl TestDb {
             app_password: APP_PASSWORD.into(),
             pool_size: 8,
             statement_timeout_ms: 10_000,
+            prepared_statements: true,
         }
     }
 
@@ -327,7 +324,18 @@ impl TestApp {
     /// A server whose AI pipeline is `ai` (workers are started by the test, when it wants them).
     pub async fn spawn_with_ai(cfg: ServerConfig, ai: Arc<deskgraph::ai::Ai>) -> Self {
         let db = TestDb::new().await;
-        let state = build_state(&db.db_config(), &cfg, ai)
+        let db_cfg = db.db_config();
+        Self::spawn_on(db, &db_cfg, cfg, ai).await
+    }
+
+    /// A server on `db` that connects as `db_cfg` says (through a pooler or a proxy, say).
+    pub async fn spawn_on(
+        db: TestDb,
+        db_cfg: &DbConfig,
+        cfg: ServerConfig,
+        ai: Arc<deskgraph::ai::Ai>,
+    ) -> Self {
+        let state = build_state(db_cfg, &cfg, ai)
             .await
             .expect("server state builds");
         let server = Server::start(state, &cfg).await.expect("server starts");
@@ -637,6 +645,25 @@ impl Caller {
 
 /// A connection URL for `user` on database `dbname` of the test server (trust auth: no password
 /// unless given; the admin's own password is reused for the admin user).
+/// `url` (a test database URL) pointing at `127.0.0.1:port` instead of the test cluster.
+pub fn via_port(url: &str, port: u16) -> String {
+    let (host, cluster_port) = cluster_addr();
+    let from = format!("@{host}:{cluster_port}/");
+    assert!(url.contains(&from), "{url} is not a test database URL");
+    url.replacen(&from, &format!("@127.0.0.1:{port}/"), 1)
+}
+
+/// Host and port of the test cluster (`DESKGRAPH_TEST_ADMIN_URL`).
+pub fn cluster_addr() -> (String, u16) {
+    let base = tokio_postgres::Config::from_str(&admin_base_url())
+        .expect("DESKGRAPH_TEST_ADMIN_URL is a URL");
+    let host = match base.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    (host, base.get_ports().first().copied().unwrap_or(5432))
+}
+
 pub fn db_url(user: &str, password: Option<&str>, dbname: &str) -> String {
     url_for(user, password, dbname)
 }
@@ -744,4 +771,23 @@ pub async fn ok_at(base: &str, caller: &Caller, query: &str, variables: Value) -
     assert_eq!(resp.status, 200, "{body}");
     assert!(body.get("errors").is_none(), "unexpected errors: {body}");
     body["data"].clone()
+}
+
+/// A `BigInt` of a response (credit amounts): a JSON string of decimal digits, never a number.
+pub fn big_int(value: &Value) -> Option<i64> {
+    value.as_str()?.parse().ok()
+}
+
+/// Says that a test was skipped, and why, where it is seen: written to a duplicate of the stderr
+/// descriptor, since the test harness captures eprintln! and io::stderr() of passing tests.
+pub fn skip_visibly(test: &str, why: &str) {
+    let reason = format!("SKIPPED {test}: {why}\n");
+    use std::os::fd::AsFd as _;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            use std::io::Write as _;
+            let _ = std::fs::File::from(fd).write_all(reason.as_bytes());
+        }
+        Err(_) => eprint!("{reason}"),
+    }
 }

@@ -175,6 +175,7 @@ async fn migrate_run_creates_a_missing_database_and_is_idempotent() {
         app_password: Default::default(),
         pool_size: 2,
         statement_timeout_ms: 10_000,
+        prepared_statements: true,
     };
     let report = migrate::run(&cfg)
         .await
@@ -228,6 +229,7 @@ async fn migrating_as_a_role_without_bypassrls_fails_with_a_clear_message_and_ch
             app_password: Default::default(),
             pool_size: 1,
             statement_timeout_ms: 10_000,
+            prepared_statements: true,
         };
         let err = migrate::run(&cfg).await.expect_err("run refuses as well");
         assert!(format!("{err:#}").contains("BYPASSRLS"), "{err:#}");

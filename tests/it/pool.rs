@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
 use deskgraph::authz::Role;
+use deskgraph::db::Pool;
 use deskgraph::db::{Access, TenantTx};
 use serde_json::json;
 use tokio_postgres::error::SqlState;

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use deadpool_postgres::Pool;
 use deskgraph::authz::Role;
+use deskgraph::db::Pool;
 use deskgraph::db::{Access, Credentials, TenantTx, TxOptions};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
