@@ -24,7 +24,7 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     /// Stops the cluster (fast shutdown); the data stays for the next demo.
     pub fn stop(&self) {
-        let mut stop = command(&self.pg_ctl, self.as_postgres);
+        let mut stop = as_owner(&self.pg_ctl, self.as_postgres);
         stop.arg("-D")
             .arg(&self.data_dir)
             .args(["-m", "fast", "-w", "stop"]);
@@ -74,7 +74,7 @@ pub async fn ensure_postgres(
                 "chown",
             )?;
         }
-        let mut initdb = command(&bin.join("initdb"), as_postgres);
+        let mut initdb = as_owner(&bin.join("initdb"), as_postgres);
         initdb
             .arg("-D")
             .arg(&data_dir)
@@ -82,7 +82,7 @@ pub async fn ensure_postgres(
         run(&mut initdb, "initdb")?;
     }
     let log = demo_dir.join("postgres.log");
-    let mut start = command(&bin.join("pg_ctl"), as_postgres);
+    let mut start = as_owner(&bin.join("pg_ctl"), as_postgres);
     start
         .arg("-D")
         .arg(&data_dir)
@@ -105,14 +105,17 @@ pub async fn ensure_postgres(
     }))
 }
 
-fn running_as_root() -> bool {
+/// Whether this process runs as root (initdb and PgBouncer refuse to; they run as `postgres`).
+pub fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn command(program: &Path, as_postgres: bool) -> Command {
+/// `program`, run as the `postgres` system user when `as_postgres` (the owner of a cluster made
+/// while running as root).
+pub fn as_owner(program: &Path, as_postgres: bool) -> Command {
     if as_postgres {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
@@ -134,7 +137,7 @@ fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` (Debian layout), or a `pg_ctl` on PATH.
-fn find_bin_dir() -> Option<PathBuf> {
+pub fn find_bin_dir() -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok())

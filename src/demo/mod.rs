@@ -2,7 +2,7 @@
 //! It finds the local PostgreSQL (or starts a private cluster), migrates, seeds two organizations
 //! through the same repository functions the API uses, prints tokens and example queries, and serves.
 
-mod cluster;
+pub mod cluster;
 pub mod seed_data;
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 //! client connection land on different server connections. Every request must still succeed.
 
 use std::net::TcpListener;
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -67,11 +67,7 @@ impl PgBouncer {
         let mut cmd = Command::new(bin);
         // PgBouncer refuses to run as root; as root, it drops to the postgres system user, which must
         // be able to read its files.
-        if std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(1)
-            == 0
-        {
+        if deskgraph::demo::cluster::running_as_root() {
             for path in [
                 dir.clone(),
                 dir.join("pgbouncer.ini"),

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use deskgraph::demo::cluster::{as_owner, find_bin_dir, running_as_root};
 use uuid::Uuid;
 
 pub const SCRAM_USER: &str = "tls_scram_user";
@@ -162,7 +163,7 @@ pub struct Cluster {
 impl Cluster {
     /// `None` (after saying why) when the PostgreSQL server binaries are not installed.
     pub fn start(dir: &Path, pki: Option<&Pki>) -> Option<Self> {
-        let Some(bin) = bin_dir() else {
+        let Some(bin) = find_bin_dir() else {
             eprintln!("skipped: no PostgreSQL server binaries (initdb, pg_ctl) are installed");
             return None;
         };
@@ -275,23 +276,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn as_owner(program: &Path, as_postgres: bool) -> Command {
-    if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -300,27 +284,4 @@ fn run(cmd: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The newest `/usr/lib/postgresql/<version>/bin` (Debian's layout), or the folder of an `initdb`
-/// on PATH.
-fn bin_dir() -> Option<PathBuf> {
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .max();
-    newest.map(|(_, bin)| bin).or_else(|| {
-        let out = Command::new("sh")
-            .args(["-c", "command -v initdb"])
-            .output()
-            .ok()?;
-        let found = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        found.parent().map(Path::to_path_buf)
-    })
 }
