@@ -9,6 +9,7 @@ pub mod tls;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use deadpool_postgres::{ManagerConfig, Object, RecyclingMethod};
@@ -31,6 +32,8 @@ pub fn runtime_pool(cfg: &DbConfig) -> anyhow::Result<Pool> {
 pub struct Pool {
     inner: deadpool_postgres::Pool,
     prepared_statements: bool,
+    /// [`tls::Target::connect_failed`] of the pool's target: where its connections go, as whom.
+    connect_failed: Arc<str>,
 }
 
 impl Pool {
@@ -54,6 +57,12 @@ impl Pool {
     pub fn status(&self) -> deadpool_postgres::Status {
         self.inner.status()
     }
+
+    /// How a failure to connect is reported: `could not connect to PostgreSQL at host:port (sslmode=…)
+    /// as role "…"` (deadpool's own errors name neither).
+    pub fn connect_failed(&self) -> &str {
+        &self.connect_failed
+    }
 }
 
 pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {
@@ -71,24 +80,47 @@ pub fn pool_for(url: &str, size: usize) -> anyhow::Result<Pool> {
             DEFAULT_CONNECT_TIMEOUT
         }
     };
+    let connect_failed = target.connect_failed().into();
+    // A route that goes silent (no reset, no FIN: a failover, a dead NAT entry) must fail in seconds,
+    // not after the kernel's two-hour keepalive: probe idle connections every 10 s after 30 s, and
+    // give up on data unacknowledged for 30 s — unless the URL says otherwise.
+    let pg = target.config_mut();
+    if pg.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        pg.keepalives_idle(Duration::from_secs(30));
+    }
+    if pg.get_keepalives_interval().is_none() {
+        pg.keepalives_interval(Duration::from_secs(10));
+    }
+    if pg.get_keepalives_retries().is_none() {
+        pg.keepalives_retries(3);
+    }
+    if pg.get_tcp_user_timeout().is_none() {
+        pg.tcp_user_timeout(Duration::from_secs(30));
+    }
+    // tokio-postgres tries each host of a multi-host URL for up to `connect_timeout`, and the TLS
+    // handshake and authentication come after: a new connection may take that long per host, plus
+    // a margin.
+    let hosts = u32::try_from(pg.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    let create = timeout.saturating_mul(hosts) + Duration::from_secs(2);
     let manager = target.pool_manager(ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     });
     let inner = deadpool_postgres::Pool::builder(manager)
         .max_size(size.max(1))
         .runtime(deadpool_postgres::Runtime::Tokio1)
-        .wait_timeout(Some(timeout))
-        .create_timeout(Some(timeout))
+        .wait_timeout(Some(create))
+        .create_timeout(Some(create))
         .build()
         .context("failed to build the connection pool")?;
     Ok(Pool {
         inner,
         prepared_statements: true,
+        connect_failed,
     })
 }
 
 /// `connect_timeout` of a database URL that sets none.
-pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Checks that the database answers (used by `/readyz` and at start-up).
 pub async fn ping(pool: &Pool) -> AppResult<()> {
@@ -464,15 +496,33 @@ impl TenantTx {
         use futures_util::TryStreamExt as _;
         let client = self.client()?;
         self.statements.fetch_add(1, Ordering::Relaxed);
+        let types = if self.prepared {
+            None
+        } else {
+            let types = match param_types(client, sql).await {
+                Ok(types) => types,
+                Err(err) => return Ok(Err(err)),
+            };
+            // What tokio-postgres checks for a prepared statement (zip would drop extra values).
+            if types.len() != params.len() {
+                let (want, got) = (types.len(), params.len());
+                return Err(
+                    anyhow::anyhow!("{sql}: {want} parameters expected, {got} given").into(),
+                );
+            }
+            Some(types)
+        };
         Ok(async {
-            let stream = if self.prepared {
-                let statement = client.prepare_cached(sql).await?;
-                client.query_raw(&statement, params.iter().copied()).await?
-            } else {
-                let types = param_types(client, sql).await?;
-                client
-                    .query_typed_raw(sql, params.iter().copied().zip(types.iter().cloned()))
-                    .await?
+            let stream = match types {
+                None => {
+                    let statement = client.prepare_cached(sql).await?;
+                    client.query_raw(&statement, params.iter().copied()).await?
+                }
+                Some(types) => {
+                    client
+                        .query_typed_raw(sql, params.iter().copied().zip(types.iter().cloned()))
+                        .await?
+                }
             };
             let mut stream = std::pin::pin!(stream);
             let mut rows = Vec::new();
@@ -580,6 +630,11 @@ impl TenantTx {
 /// on the connection, so it reaches the same server connection even behind a transaction-mode
 /// pooler); from then on every run is a single round trip. Only texts whose types are all built in
 /// are kept: built-in types have the same OID in every database, other types do not.
+///
+/// Every type deskgraph's schema uses is built in. A column of a user-defined type (an enum, a
+/// domain, pgvector) would make tokio-postgres look the type up with a named statement it keeps on
+/// the connection, which a transaction-mode pooler breaks: keep such types out of the schema, or
+/// run with prepared statements behind a pooler that supports them.
 async fn param_types(client: &Object, sql: &str) -> Result<Arc<[Type]>, tokio_postgres::Error> {
     static KNOWN: LazyLock<RwLock<HashMap<String, Arc<[Type]>>>> = LazyLock::new(Default::default);
     if let Some(types) = KNOWN.read().ok().and_then(|known| known.get(sql).cloned()) {

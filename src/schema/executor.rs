@@ -263,7 +263,13 @@ impl Engine {
                     || !self
                         .authz
                         .allows(Role::Analyst, Object::PersistedQuery, "run")))
-            .then(|| AppError::forbidden("analyst keys may only run registered persisted queries"))
+            .then(|| {
+                AppError::forbidden(
+                    "analyst keys may only run registered persisted queries: send a registered \
+                     document (the same tokens; whitespace, commas and comments do not matter) or \
+                     its sha256 in extensions.persistedQuery (`deskgraph manifest` lists them)",
+                )
+            })
         });
         // Budgets are per organization (per user or key when acting without one), counted once the
         // caller is known so nobody can spend another organization's budget by naming it.
@@ -303,7 +309,37 @@ impl Engine {
             .data::<&'static dyn OrganizationFollowUp>(&StartingAllowance)
     }
 
+    /// Runs one operation, within [`Engine::deadline`]: past it (a database that stopped answering
+    /// without closing the connection), the operation is abandoned — its connection discarded, so
+    /// PostgreSQL rolls it back — and the answer is `UNAVAILABLE`.
     pub async fn execute(
+        &self,
+        credentials: Credentials,
+        request: Request,
+        get: bool,
+        request_id: Option<&str>,
+        client_request_id: Option<&str>,
+    ) -> Outcome {
+        let deadline = self.deadline();
+        let run = self.execute_within(credentials, request, get, request_id, client_request_id);
+        match tokio::time::timeout(deadline, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::failed(&AppError::Unavailable(Arc::new(anyhow::anyhow!(
+                "no answer from the database within {} ms",
+                deadline.as_millis()
+            )))),
+        }
+    }
+
+    /// How long one operation may take in all: twice the statement timeout (an operation runs several
+    /// statements, and the pool may have to connect first), and 5 s more. A database that answers
+    /// never gets near it; TCP keepalives would notice a silent one only after tens of seconds.
+    pub fn deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.statement_timeout_ms.saturating_mul(2))
+            + std::time::Duration::from_secs(5)
+    }
+
+    async fn execute_within(
         &self,
         credentials: Credentials,
         mut request: Request,

@@ -16,7 +16,9 @@ modes=${2:-direct}
 port=${BENCH_PORT:-18080}
 pool=${DESKGRAPH_DB_POOL_SIZE:-16}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/deskgraph-target}"
-export DESKGRAPH_DEMO_DIR=${DESKGRAPH_DEMO_DIR:-$(mktemp -d)}
+own_demo_dir=""
+if [ -z "${DESKGRAPH_DEMO_DIR:-}" ]; then own_demo_dir=$(mktemp -d); fi
+export DESKGRAPH_DEMO_DIR=${DESKGRAPH_DEMO_DIR:-$own_demo_dir}
 export DESKGRAPH_LISTEN=127.0.0.1:$port
 export DESKGRAPH_LOG=${DESKGRAPH_LOG:-warn,deskgraph::schema::executor=info}
 export DESKGRAPH_LOG_FORMAT=json
@@ -38,6 +40,7 @@ stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/
 cleanup() {
   stop
   if [ -n "$bouncer" ]; then kill "$bouncer" 2>/dev/null || true; wait "$bouncer" 2>/dev/null || true; fi
+  rm -rf "$work" ${own_demo_dir:+"$own_demo_dir"}
 }
 trap cleanup EXIT
 wait_ready() {
@@ -79,8 +82,13 @@ wrk.headers["authorization"] = "Bearer $token"
 wrk.headers["x-org-id"] = "$org"
 LUA
 
+# Starts a PgBouncer of the script's own (in this shell, so cleanup can stop it) and sets $url to it.
 start_pgbouncer() {
   local pg_port=16432
+  if psql -h 127.0.0.1 -p "$pg_port" -U postgres pgbouncer -Atc 'show version' >/dev/null 2>&1; then
+    echo "something already listens on $pg_port (a PgBouncer left by an earlier run?); stop it first" >&2
+    exit 1
+  fi
   mkdir -p "$work/pgbouncer"
   cat >"$work/pgbouncer/pgbouncer.ini" <<INI
 [databases]
@@ -105,7 +113,7 @@ INI
   pgbouncer "${as[@]}" "$work/pgbouncer/pgbouncer.ini" >"$work/pgbouncer/log" 2>&1 &
   bouncer=$!
   for _ in $(seq 1 50); do psql -h 127.0.0.1 -p "$pg_port" -U postgres pgbouncer -Atc 'show version' >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "postgres://deskgraph_app@127.0.0.1:$pg_port/deskgraph_bench?sslmode=disable"
+  url="postgres://deskgraph_app@127.0.0.1:$pg_port/deskgraph_bench?sslmode=disable"
 }
 
 summary="$work/summary"
@@ -119,7 +127,7 @@ for mode in $modes; do
     tls) url="$direct_url?sslmode=require" ;;
     pgbouncer)
       command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
-      url=$(start_pgbouncer); listen="$direct_url?sslmode=disable"; prepared=false ;;
+      start_pgbouncer; listen="$direct_url?sslmode=disable"; prepared=false ;;
     *) echo "unknown mode $mode (direct, unnamed, pgbouncer, tls)" >&2; exit 1 ;;
   esac
   log="$work/serve-$mode.log"

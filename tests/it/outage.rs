@@ -314,3 +314,51 @@ async fn a_statement_past_its_timeout_is_a_retryable_timeout_and_changes_nothing
     let data = app.ok(&org.agent, update, input).await;
     assert_eq!(data["updateTicket"]["title"], "changed under a lock");
 }
+
+#[tokio::test]
+async fn a_route_that_goes_silent_gets_503_within_the_deadline_and_recovers() {
+    let db = TestDb::new().await;
+    let (host, port) = cluster_addr();
+    let target: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let mut db_cfg = db.db_config();
+    db_cfg.database_url = via_port(&db.runtime_url, proxy.port).into();
+    db_cfg.database_listen_url = db.runtime_url.clone().into();
+    db_cfg.statement_timeout_ms = 500;
+    let app = TestApp::spawn_on(db, &db_cfg, server_config(), Ai::builtin()).await;
+    let org = org_fixture(&app, "silent").await;
+    assert_eq!(app.state().engine.deadline(), Duration::from_secs(6));
+
+    proxy.stall();
+    // Without the deadline these would wait for TCP to give up: minutes. The client's own timeout
+    // only keeps a regression from hanging the suite.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let req = org.agent.apply(
+        http.post(format!("{}/graphql", app.base))
+            .json(&json!({"query": LIST})),
+    );
+    let resp = send_raw(req).await;
+    let body = resp.json();
+    assert_eq!(resp.status, 503, "{body}");
+    assert_eq!(error_code(&body).as_deref(), Some("UNAVAILABLE"), "{body}");
+    assert!(resp.header("retry-after").is_some());
+
+    proxy.restore();
+    let app = Arc::new(app);
+    wait_until(
+        "a request answered after the route came back",
+        Duration::from_secs(20),
+        || {
+            let (app, agent) = (app.clone(), org.agent.clone());
+            async move { matches!(send(&app, &agent, LIST, json!({})).await, Answer::Ok) }
+        },
+    )
+    .await;
+}

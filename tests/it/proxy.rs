@@ -1,16 +1,24 @@
-//! A TCP proxy a test owns, standing for the network route to PostgreSQL: it forwards bytes until the
-//! test cuts the route, and then every open connection is dropped mid-stream and every new one is
-//! closed as soon as it is accepted, until the route is restored. The port stays the same throughout,
-//! as a database's address does across a restart or a failover.
+//! A TCP proxy a test owns, standing for the network route to PostgreSQL. It forwards bytes until
+//! the test cuts the route (every open connection is dropped mid-stream and every new one is closed
+//! as soon as it is accepted) or stalls it (nothing moves and nothing closes, as when a route goes
+//! silent), until the route is restored. The port stays the same throughout, as a database's address
+//! does across a restart or a failover.
 
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Up,
+    Cut,
+    Stalled,
+}
+
 pub struct Proxy {
     pub port: u16,
-    up: watch::Sender<bool>,
+    route: watch::Sender<Route>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -19,43 +27,68 @@ impl Proxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (up, _) = watch::channel(true);
-        let route = up.clone();
+        let (route, _) = watch::channel(Route::Up);
+        let state = route.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                let mut up = route.subscribe();
-                if !*up.borrow() {
-                    // The route is down: the peer sees its connection closed at once.
-                    drop(client);
-                    continue;
-                }
+                let mut route = state.subscribe();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else {
+                    let mut client = client;
+                    let now = *route.borrow_and_update();
+                    match now {
+                        // The route is down: the peer sees its connection closed at once.
+                        Route::Cut => return,
+                        // Silent: hold the connection, answer nothing, until the route changes.
+                        Route::Stalled => {
+                            until(&mut route, |r| r != Route::Stalled).await;
+                            return;
+                        }
+                        Route::Up => {}
+                    }
+                    let Ok(mut server) = TcpStream::connect(target).await else {
                         return;
                     };
-                    let (mut client, mut server) = (client, server);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = up.wait_for(|up| !up) => {}
+                        now = until(&mut route, |r| r != Route::Up) => {
+                            if now == Route::Stalled {
+                                // Keep both ends open and quiet until the route changes again.
+                                until(&mut route, |r| r != Route::Stalled).await;
+                            }
+                        }
                     }
                     // Dropping both ends cuts the connection wherever it was.
                 });
             }
         });
-        Self { port, up, task }
+        Self { port, route, task }
     }
 
     /// Cuts the route: open connections drop now, new ones are closed on arrival.
     pub fn cut(&self) {
-        self.up.send_replace(false);
+        self.route.send_replace(Route::Cut);
     }
 
-    /// Restores the route.
+    /// Stalls the route: nothing gets through, nothing is closed (a silent network).
+    pub fn stall(&self) {
+        self.route.send_replace(Route::Stalled);
+    }
+
+    /// Restores the route (connections held by a stall are closed).
     pub fn restore(&self) {
-        self.up.send_replace(true);
+        self.route.send_replace(Route::Up);
+    }
+}
+
+/// Waits until the route is in a state `wanted` accepts, and returns it (`Cut` once the proxy is
+/// gone).
+async fn until(route: &mut watch::Receiver<Route>, wanted: impl Fn(Route) -> bool) -> Route {
+    match route.wait_for(|r| wanted(*r)).await {
+        Ok(now) => *now,
+        Err(_) => Route::Cut,
     }
 }
 

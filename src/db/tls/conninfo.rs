@@ -129,7 +129,8 @@ fn split_key_values(conninfo: &str) -> Result<Split, String> {
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         if chars.next_if(|(_, c)| *c == '=').is_none() {
-            return Err(format!("`=` missing after `{key}`"));
+            // Position only: the word may be part of an unquoted password.
+            return Err(format!("`=` missing after the word at byte {start}"));
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         let quoted = chars.next_if(|(_, c)| *c == '\'').is_some();

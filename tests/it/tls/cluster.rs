@@ -164,7 +164,10 @@ impl Cluster {
     /// `None` (after saying why) when the PostgreSQL server binaries are not installed.
     pub fn start(dir: &Path, pki: Option<&Pki>) -> Option<Self> {
         let Some(bin) = find_bin_dir() else {
-            eprintln!("skipped: no PostgreSQL server binaries (initdb, pg_ctl) are installed");
+            crate::common::skip_visibly(
+                "tls (private cluster)",
+                "no PostgreSQL server binaries (initdb, pg_ctl) are installed",
+            );
             return None;
         };
         let as_postgres = running_as_root();
