@@ -12,6 +12,7 @@
 // Platform: errors, settings, the database and its tenant transaction, authorization, observability.
 pub mod authz;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod metrics;

@@ -99,6 +99,7 @@ const MAX_INPUT_CHARS: usize = 8_000;
 
 impl OpenAi {
     pub fn new(cfg: &AiConfig) -> anyhow::Result<Self> {
+        crate::crypto::install();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.llm_timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(10))

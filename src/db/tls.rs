@@ -44,11 +44,10 @@ use self::certs::{ServerCheck, client_auth, roots};
 use self::conninfo::{TlsParams, Version};
 use crate::secret::SecretUrl;
 
-/// The crypto provider of every TLS connection to PostgreSQL, chosen here and nowhere else.
-/// reqwest builds rustls with aws-lc-rs and tonic with ring, so rustls has no process-wide default
-/// and the provider must be named; ring is the one the build is converging on.
+/// The crypto provider of every TLS connection to PostgreSQL: the build's one ([`crate::crypto`]),
+/// named rather than taken from rustls' process default, which only `serve` and friends install.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::crypto::provider()
 }
 
 /// libpq's `sslmode`.
@@ -194,6 +193,21 @@ impl Target {
             servers.join(", ")
         };
         format!("{servers} (sslmode={})", self.ssl_mode())
+    }
+
+    /// The role this target logs in as (`?` when the connection string names none).
+    pub fn role(&self) -> &str {
+        self.config.get_user().unwrap_or("?")
+    }
+
+    /// What a failed connection to this target is reported as: where, as whom, and with which
+    /// `sslmode` (never a password). Every connection error deskgraph reports starts with it.
+    pub fn connect_failed(&self) -> String {
+        format!(
+            "could not connect to PostgreSQL at {} as role {:?}",
+            self.describe(),
+            self.role()
+        )
     }
 
     /// Opens one connection.

@@ -69,6 +69,7 @@ fn key_of(jwk: &Jwk) -> Option<Key> {
 
 impl Jwks {
     pub fn new(url: &str) -> anyhow::Result<Self> {
+        crate::crypto::install();
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .build()

@@ -10,6 +10,7 @@ const RANKS: &[(&str, u32)] = &[
     ("error", 0),
     ("text_enum", 0),
     ("secret", 0),
+    ("crypto", 0),
     ("config", 1),
     ("telemetry", 2),
     ("authz", 2),
