@@ -1,196 +1,272 @@
 //! The built-in, offline analyzer and embedder: deterministic rules, no network, so that a desk works
-//! out of the box (and `demo` shows real results). The rules are documented in the README.
+//! out of the box (and `demo` shows real results).
 //!
-//! - language: detected by `whatlang` (ISO 639-3 code; `und` when unsure or the text is too short);
-//! - sentiment: counts of negative and positive cue words (an exclamation-heavy or shouting text counts
-//!   one more negative cue);
-//! - category: the category whose cue words match most (`other` when none match);
-//! - priority: `critical` for outage, security and data-loss cues; `high` for blocking or urgent cues
-//!   or a negative text about billing; `low` for questions and feature requests; `medium` otherwise;
-//! - skills: the category's skill plus skills named by topic cues (api, mobile, databases, …);
-//! - summary: the title, then the description's first sentence, cut to 280 characters;
-//! - suggested reply: a template for the category;
-//! - confidence: 0.35 + 0.1 per matched cue, at most 0.9.
+//! The ticket's title and description are lowercased, stripped of accents and cut into words and
+//! sentences; the rules then look for cue families (lists of words and phrases, one list per
+//! language, in [`lexicon`]). A ticket is read with the words shared by all languages and those of
+//! its detected language (every language when it is none of English, German, French or Spanish).
+//!
+//! - **language**: detected by `whatlang` (ISO 639-3 code); when `whatlang` is unsure, the function
+//!   words of English, German, French and Spanish decide; `und` when still unsure.
+//! - **sentiment**: negative cues (frustration, anger, threats to leave, a repeated contact) against
+//!   praise and thanks. A praise word after a conditional is a wish (`would be great`, `wäre
+//!   super`), a bare thank-you closing a question or a request is politeness, `thanks in advance`
+//!   is nothing; a negated praise word counts as negative (`not happy`), a negated negative one not
+//!   at all; an intensifier (`really`, `sehr`, `vraiment`, `muy`) doubles a cue; `!!`, `??` or three
+//!   shouted words in a row add a negative cue. More negative than positive is `negative`, more
+//!   positive `positive`, otherwise `neutral`.
+//! - **category**: each cue of a category found adds one (two when it is in the title); the highest
+//!   score wins, ties going to account, then bug, billing, feature request, how-to, other. A ticket
+//!   with no cue at all is a `bug` when it says something fails or does not happen (a failure word,
+//!   a negation outside a question), a `how_to` when it asks a question, `other` otherwise. A
+//!   question about a billing or account matter is `billing` or `account`.
+//! - **priority**, following the triage rubric (first rule that applies):
+//!   - `critical`: an outage (not one referred to as past: `after the outage`), a security breach,
+//!     data lost (a loss word and a data word in one sentence), or many people at once (`nobody`,
+//!     `all our agents`, `every request`, ten or more people counted) with something failing
+//!     (a failure word, or an ability negated: `none of our agents can`);
+//!   - `low` for feature requests and how-to questions;
+//!   - `high` for money wrongly taken (a charge with `twice`, `still`, `instead of`, `not
+//!     authorised`, …);
+//!   - `low` for what the customer calls minor (`cosmetic`, `kein Drama`, `petit détail`);
+//!   - `high` when this customer is blocked (`locked out`, `keine Alternative`, `je ne peux plus`)
+//!     and mentions no workaround (`the web version works`, `en attendant`, `de momento`);
+//!   - `low` for praise with no problem in it, a billing or account question that asks for nothing
+//!     (no request, not unhappy, nothing failing), an `other` ticket that asks for nothing;
+//!   - `medium` otherwise (degraded with a workaround, account or billing matters to act on).
+//! - **skills**: the category's skill plus skills named by topic cues (api, mobile, databases, …).
+//! - **summary**: the title, then the description's first sentence, cut to 280 characters.
+//! - **suggested reply**: in the ticket's language (English otherwise): an opening for the
+//!   sentiment, a sentence for critical tickets, and the category's body, which speaks only of that
+//!   category (a bug reply never mentions charges).
+//! - **confidence**: 0.35 + 0.05 per cue behind the decisions, at most 0.9.
 //!
 //! The embedder hashes words and word pairs into a fixed number of dimensions (feature hashing) and
 //! normalises the vector, so texts sharing words are close under cosine similarity.
+//!
+//! `tests/it/analyzer.rs` measures the rules on the labelled tickets in `tests/fixtures/` (their
+//! README says how they were written and labelled); change a cue, run it with `--nocapture`.
+
+mod lexicon;
+mod text;
 
 use sha2::{Digest, Sha256};
 
+use self::lexicon::{DE, EN, ES, FR, Replies};
+use self::text::{Doc, Span, cues, overlaps, words};
 use super::{Analysis, Category, SUMMARY_MAX, Sentiment};
 use crate::support::TicketPriority;
 
-const NEGATIVE: &[&str] = &[
-    "angry",
-    "annoyed",
-    "awful",
-    "bad",
-    "broken",
-    "cancel",
-    "disappointed",
-    "frustrated",
-    "furious",
-    "hate",
-    "horrible",
-    "poor",
-    "ridiculous",
-    "terrible",
-    "unacceptable",
-    "unhappy",
-    "useless",
-    "worst",
-    "still not",
-    "again",
-];
-const POSITIVE: &[&str] = &[
-    "appreciate",
-    "awesome",
-    "excellent",
-    "glad",
-    "great",
-    "happy",
-    "love",
-    "nice",
-    "perfect",
-    "thank",
-    "thanks",
-    "wonderful",
-];
-
-const CATEGORIES: &[(Category, &[&str])] = &[
+/// Skills named by topic cues (any language), besides the category's own.
+const SKILLS: &[(&str, &str)] = &[
     (
-        Category::Billing,
-        &[
-            "billing",
-            "charge",
-            "charged",
-            "credit card",
-            "invoice",
-            "payment",
-            "price",
-            "receipt",
-            "refund",
-            "subscription",
-            "vat",
-        ],
+        "api",
+        "api | webhook* | endpoint | integration | sdk | graphql",
     ),
-    (
-        Category::Bug,
-        &[
-            "broken",
-            "bug",
-            "crash",
-            "crashes",
-            "doesn't work",
-            "does not work",
-            "error",
-            "exception",
-            "fails",
-            "failed",
-            "not working",
-            "500",
-        ],
-    ),
-    (
-        Category::Account,
-        &[
-            "2fa",
-            "account",
-            "locked out",
-            "log in",
-            "login",
-            "password",
-            "reset",
-            "sign in",
-            "sso",
-        ],
-    ),
-    (
-        Category::FeatureRequest,
-        &[
-            "feature request",
-            "would be nice",
-            "would love",
-            "suggestion",
-            "please add",
-            "add support",
-            "wish",
-        ],
-    ),
-    (
-        Category::HowTo,
-        &[
-            "how do i",
-            "how can i",
-            "how to",
-            "where can i",
-            "is it possible",
-            "documentation",
-        ],
-    ),
-];
-
-const CRITICAL: &[&str] = &[
-    "outage",
-    "down for everyone",
-    "is down",
-    "data loss",
-    "lost data",
-    "security",
-    "breach",
-    "hacked",
-    "vulnerability",
-    "production is down",
-];
-const HIGH: &[&str] = &[
-    "urgent",
-    "asap",
-    "immediately",
-    "blocked",
-    "blocking",
-    "cannot",
-    "can't",
-    "unable",
-    "charged twice",
-    "double charged",
-];
-
-const SKILLS: &[(&str, &[&str])] = &[
-    ("api", &["api", "webhook", "endpoint", "integration", "sdk"]),
     (
         "mobile",
-        &["android", "ios", "iphone", "mobile", "app store"],
+        "android | ios | iphone | mobile | app store | handy | movil | telephone",
     ),
     (
         "databases",
-        &["database", "sql", "postgres", "export", "import"],
+        "database | sql | postgres | export* | import* | csv",
     ),
     (
         "security",
-        &["security", "breach", "2fa", "sso", "vulnerability"],
+        "security | breach | 2fa | sso | saml | vulnerability | hacked | compromised \
+         | sicherheit* | securite | seguridad | pirate*",
     ),
-    ("email", &["email", "smtp", "inbox", "newsletter"]),
+    ("email", "email | e-mail | smtp | inbox | newsletter"),
 ];
 
-fn hits(text: &str, cues: &[&str]) -> usize {
-    cues.iter().filter(|cue| contains_cue(text, cue)).count()
-}
-
-/// Whole-word (or whole-phrase) match on lowercase text.
-fn contains_cue(text: &str, cue: &str) -> bool {
-    text.match_indices(cue).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + cue.len()..].chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-    })
-}
-
-/// ISO 639-3 code of the text's language, `und` when unsure.
-pub fn detect_language(text: &str) -> String {
-    match whatlang::detect(text) {
-        Some(info) if info.is_reliable() || text.split_whitespace().count() >= 4 => {
-            info.lang().code().to_owned()
+/// (sentiment, cues behind it)
+fn sentiment(doc: &Doc, request: bool) -> (Sentiment, usize) {
+    let weight = |span: &Span| {
+        if doc.preceded_by(span.start, |l| l.intensifier, 2) {
+            2
+        } else {
+            1
         }
+    };
+    let mut negative = 0;
+    let mut positive = 0;
+    for span in doc.spans(|l| l.negative) {
+        if !doc.preceded_by(span.start, |l| l.negator, 3) {
+            negative += weight(&span);
+        }
+    }
+    let polite = doc.spans(|l| l.thanks_polite);
+    let thanks: Vec<Span> = doc
+        .spans(|l| l.thanks)
+        .into_iter()
+        .filter(|s| !overlaps(s, &polite))
+        .collect();
+    positive += thanks.len();
+    for span in doc.spans(|l| l.positive) {
+        if doc.preceded_by(span.start, |l| l.conditional, 3) {
+            continue;
+        }
+        if doc.preceded_by(span.start, |l| l.negator, 3) {
+            negative += 1;
+        } else {
+            positive += weight(&span);
+        }
+    }
+    // A bare thank-you closing a question or a request is politeness.
+    if !doc.question && !request {
+        positive += doc
+            .spans(|l| l.thanks_plain)
+            .iter()
+            .filter(|s| !overlaps(s, &polite) && !overlaps(s, &thanks))
+            .count();
+    }
+    negative += usize::from(doc.shouting);
+    let sentiment = match negative.cmp(&positive) {
+        std::cmp::Ordering::Greater => Sentiment::Negative,
+        std::cmp::Ordering::Less => Sentiment::Positive,
+        std::cmp::Ordering::Equal => Sentiment::Neutral,
+    };
+    (sentiment, negative + positive)
+}
+
+/// (category, its score). With no cue at all: `bug` when something is said not to work (a failure
+/// word, or a negation outside a question), else `how_to` for a question, else `other`.
+fn category(doc: &Doc, signals: &Signals) -> (Category, usize) {
+    // In tie-break order: when a ticket speaks as much of money as of a failure, it is a bug.
+    let scores = [
+        (Category::Account, doc.score(|l| l.account)),
+        (Category::Bug, doc.score(|l| l.bug)),
+        (Category::Billing, doc.score(|l| l.billing)),
+        (Category::FeatureRequest, doc.score(|l| l.feature_request)),
+        (Category::HowTo, doc.score(|l| l.how_to)),
+        (Category::Other, doc.score(|l| l.other)),
+    ];
+    let best = scores.into_iter().fold((Category::Other, 0), |best, cur| {
+        if cur.1 > best.1 { cur } else { best }
+    });
+    if best.1 > 0 {
+        return best;
+    }
+    let negation =
+        (0..doc.words.len()).any(|i| !doc.questions[doc.sentence[i]] && doc.is(i, |l| l.negator));
+    if signals.problem || negation {
+        (Category::Bug, 0)
+    } else if doc.question {
+        (Category::HowTo, 0)
+    } else {
+        (Category::Other, 0)
+    }
+}
+
+/// What decides the priority.
+struct Signals {
+    critical: bool,
+    money_wrongly_taken: bool,
+    blocked: bool,
+    workaround: bool,
+    minor: bool,
+    problem: bool,
+}
+
+impl Signals {
+    fn read(doc: &Doc) -> Self {
+        let outage = doc
+            .spans(|l| l.outage)
+            .iter()
+            .any(|s| !doc.preceded_by(s.start, |l| l.past, 2));
+        let data_lost = doc.spans(|l| l.loss).iter().any(|s| {
+            let sentence = doc.sentence[s.start];
+            (0..doc.words.len())
+                .filter(|&i| doc.sentence[i] == sentence)
+                .any(|i| doc.is(i, |l| l.data))
+        });
+        let many = doc.has(|l| l.scale) || doc.counted_people();
+        let unable = doc.spans(|l| l.ability).iter().any(|s| {
+            doc.preceded_by(s.start, |l| l.negator, 8) || doc.followed_by(s.end, |l| l.negator, 3)
+        });
+        let failing = doc.has(|l| l.failure) || unable;
+        let workaround = doc.spans(|l| l.workaround).iter().any(|s| {
+            !doc.preceded_by(s.start, |l| l.negator, 2) && !doc.followed_by(s.end, |l| l.negator, 1)
+        });
+        let blocked = doc.has(|l| l.blocking);
+        Self {
+            critical: outage || doc.has(|l| l.breach) || data_lost || (many && failing),
+            money_wrongly_taken: doc.has(|l| l.charge) && doc.has(|l| l.wrong_charge),
+            blocked,
+            workaround,
+            minor: doc.has(|l| l.minor),
+            // A problem referred to as past (`after the outage`) is none.
+            problem: failing
+                || blocked
+                || doc
+                    .spans(|l| l.bug)
+                    .iter()
+                    .any(|s| !doc.preceded_by(s.start, |l| l.past, 2)),
+        }
+    }
+}
+
+fn priority(
+    signals: &Signals,
+    category: Category,
+    sentiment: Sentiment,
+    question: bool,
+    request: bool,
+) -> TicketPriority {
+    if signals.critical {
+        return TicketPriority::Critical;
+    }
+    if matches!(category, Category::FeatureRequest | Category::HowTo) {
+        return TicketPriority::Low;
+    }
+    if signals.money_wrongly_taken {
+        return TicketPriority::High;
+    }
+    if signals.minor {
+        return TicketPriority::Low;
+    }
+    if signals.blocked && !signals.workaround {
+        return TicketPriority::High;
+    }
+    if sentiment == Sentiment::Positive && !signals.problem {
+        return TicketPriority::Low;
+    }
+    // A question about a billing or account matter that asks for nothing to be done is a how-to.
+    let asks = request || sentiment == Sentiment::Negative;
+    match category {
+        Category::Billing | Category::Account if question && !asks && !signals.problem => {
+            TicketPriority::Low
+        }
+        Category::Other if !asks => TicketPriority::Low,
+        _ => TicketPriority::Medium,
+    }
+}
+
+/// ISO 639-3 code of the text's language, `und` when unsure. When `whatlang` is unsure (short
+/// texts full of product words: `Wie exportiere ich Tickets als CSV?`), the function words of
+/// English, German, French and Spanish decide, if at least two of one language outnumber the others.
+pub fn detect_language(text: &str) -> String {
+    let info = whatlang::detect(text);
+    if let Some(info) = info.as_ref().filter(|i| i.is_reliable()) {
+        return info.lang().code().to_owned();
+    }
+    let words = words(text);
+    let mut votes: Vec<(usize, &str)> = [(&EN, "eng"), (&DE, "deu"), (&FR, "fra"), (&ES, "spa")]
+        .into_iter()
+        .map(|(lexicon, code)| {
+            let n = words
+                .iter()
+                .filter(|(w, _)| cues(lexicon.stopwords).any(|s| s == w))
+                .count();
+            (n, code)
+        })
+        .collect();
+    votes.sort_by_key(|v| std::cmp::Reverse(v.0));
+    if votes[0].0 >= 2 && votes[0].0 > votes[1].0 {
+        return votes[0].1.to_owned();
+    }
+    match info {
+        Some(info) if text.split_whitespace().count() >= 4 => info.lang().code().to_owned(),
         _ => "und".to_owned(),
     }
 }
@@ -222,49 +298,20 @@ fn first_sentence(text: &str) -> &str {
 }
 
 pub fn analyze(title: &str, description: &str) -> Analysis {
-    let text = format!("{title}\n{description}").to_lowercase();
     let raw = format!("{title}\n{description}");
+    let language = detect_language(&raw);
+    let doc = Doc::new(title, description, &language);
 
-    let shouting = raw.matches('!').count() >= 3
-        || raw
-            .split_whitespace()
-            .filter(|w| w.len() >= 4 && w.chars().all(|c| c.is_uppercase()))
-            .count()
-            >= 2;
-    let negative = hits(&text, NEGATIVE) + usize::from(shouting);
-    let positive = hits(&text, POSITIVE);
-    let sentiment = if negative > positive {
-        Sentiment::Negative
-    } else if positive > negative {
-        Sentiment::Positive
-    } else {
-        Sentiment::Neutral
-    };
-
-    let (category, category_hits) = CATEGORIES
-        .iter()
-        .map(|(c, cues)| (*c, hits(&text, cues)))
-        .filter(|(_, n)| *n > 0)
-        // Most hits wins; ties go to the earlier (more specific) category.
-        .fold((Category::Other, 0), |best, cur| {
-            if cur.1 > best.1 { cur } else { best }
-        });
-
-    let critical = hits(&text, CRITICAL);
-    let high = hits(&text, HIGH);
-    let priority = if critical > 0 {
-        TicketPriority::Critical
-    } else if high > 0 || (category == Category::Billing && sentiment == Sentiment::Negative) {
-        TicketPriority::High
-    } else if matches!(category, Category::HowTo | Category::FeatureRequest) {
-        TicketPriority::Low
-    } else {
-        TicketPriority::Medium
-    };
+    let request = doc.has(|l| l.request);
+    let (sentiment, sentiment_cues) = sentiment(&doc, request);
+    let signals = Signals::read(&doc);
+    let (category, category_score) = category(&doc, &signals);
+    let priority = priority(&signals, category, sentiment, doc.question, request);
 
     let mut skills: Vec<String> = vec![category.skill().to_owned()];
-    for (skill, cues) in SKILLS {
-        if hits(&text, cues) > 0 && !skills.iter().any(|s| s == skill) {
+    for (skill, list) in SKILLS {
+        let named = cues(list).any(|c| !doc.find(c).is_empty());
+        if named && !skills.iter().any(|s| s == skill) {
             skills.push((*skill).to_owned());
         }
     }
@@ -276,48 +323,64 @@ pub fn analyze(title: &str, description: &str) -> Analysis {
         clip(&format!("{} — {sentence}", title.trim()), SUMMARY_MAX)
     };
 
-    let cues = negative + positive + category_hits + critical + high;
-    let confidence = (0.35 + 0.1 * cues as f64).min(0.9);
+    let priority_cues = [
+        signals.critical,
+        signals.money_wrongly_taken,
+        signals.blocked,
+        signals.workaround,
+        signals.minor,
+    ]
+    .into_iter()
+    .filter(|s| *s)
+    .count();
+    let cues = sentiment_cues + category_score + priority_cues;
+    let confidence = (0.35 + 0.05 * cues as f64).min(0.9);
 
     Analysis {
         priority,
         category,
         skills,
         sentiment,
-        language: detect_language(&raw),
+        suggested_reply: reply(&language, category, sentiment, priority),
+        language,
         summary,
-        suggested_reply: reply(category, sentiment),
         confidence,
         prompt_tokens: None,
         completion_tokens: None,
     }
 }
 
-fn reply(category: Category, sentiment: Sentiment) -> String {
-    let opening = if sentiment == Sentiment::Negative {
-        "Hello, I'm sorry for the trouble this is causing you."
-    } else {
-        "Hello, thanks for reaching out."
+/// The reply template in the ticket's language (English when it is not one the templates know).
+fn reply(
+    language: &str,
+    category: Category,
+    sentiment: Sentiment,
+    priority: TicketPriority,
+) -> String {
+    let r: &Replies = match language {
+        "deu" => &lexicon::REPLIES_DE,
+        "fra" => &lexicon::REPLIES_FR,
+        "spa" => &lexicon::REPLIES_ES,
+        _ => &lexicon::REPLIES_EN,
+    };
+    let opening = match sentiment {
+        Sentiment::Negative => r.opening_negative,
+        Sentiment::Positive => r.opening_positive,
+        Sentiment::Neutral => r.opening_neutral,
     };
     let body = match category {
-        Category::Billing => {
-            "I'm looking into your billing question now and will confirm the charges on your account shortly."
-        }
-        Category::Bug => {
-            "I've passed the details to our engineers. Could you tell us the steps that lead to the problem, and when it started?"
-        }
-        Category::Account => {
-            "For your security, please confirm the email address on the account and I'll help you regain access."
-        }
-        Category::FeatureRequest => {
-            "I've shared your suggestion with our product team, who review every request."
-        }
-        Category::HowTo => {
-            "Here is how to do that — and I'm happy to walk you through it if anything is unclear."
-        }
-        Category::Other => "I'm looking into this and will get back to you shortly.",
+        Category::Billing => r.billing,
+        Category::Bug => r.bug,
+        Category::Account => r.account,
+        Category::FeatureRequest => r.feature_request,
+        Category::HowTo => r.how_to,
+        Category::Other => r.other,
     };
-    format!("{opening} {body}")
+    if priority == TicketPriority::Critical {
+        format!("{opening} {} {body}", r.urgent)
+    } else {
+        format!("{opening} {body}")
+    }
 }
 
 /// Dimensions of the built-in embedding.
@@ -387,8 +450,123 @@ mod tests {
             "Ich kann mich nicht mehr anmelden, bitte helfen Sie mir schnell mit meinem Konto.",
         );
         assert_eq!(d.language, "deu");
-        // Cues are whole words: "bad" does not match inside "badge".
-        assert_eq!(hits("my badge", NEGATIVE), 0);
+        assert_eq!(d.category, Category::Account);
+        assert_eq!(d.priority, TicketPriority::High);
+    }
+
+    #[test]
+    fn a_praise_word_after_a_conditional_is_a_wish_and_a_negated_one_is_a_complaint() {
+        let wish = analyze(
+            "Dark mode",
+            "It would be great to have a dark mode for the night shift.",
+        );
+        assert_eq!(wish.sentiment, Sentiment::Neutral);
+        assert_eq!(wish.category, Category::FeatureRequest);
+        assert_eq!(wish.priority, TicketPriority::Low);
+        let wunsch = analyze("Idee", "Ein dunkles Design wäre super für die Spätschicht.");
+        assert_eq!(wunsch.sentiment, Sentiment::Neutral);
+        let unhappy = analyze(
+            "New editor",
+            "Honestly I am not impressed with the new reply editor.",
+        );
+        assert_eq!(unhappy.sentiment, Sentiment::Negative);
+        // A closing thank-you after a question is politeness, a thank-you on its own is praise.
+        assert_eq!(
+            analyze("HT ou TTC ?", "Le prix affiché est-il HT ou TTC ? Merci.").sentiment,
+            Sentiment::Neutral
+        );
+        assert_eq!(
+            analyze(
+                "Danke",
+                "Seit wir euch nutzen, läuft unser Support viel ruhiger. Danke!"
+            )
+            .sentiment,
+            Sentiment::Positive
+        );
+    }
+
+    #[test]
+    fn priorities_follow_the_rubric() {
+        // A past outage mentioned in a thank-you is no outage.
+        let thanks = analyze(
+            "Merci",
+            "Merci beaucoup pour le remboursement accordé après la panne, très apprécié !",
+        );
+        assert_ne!(thanks.priority, TicketPriority::Critical);
+        assert_eq!(thanks.sentiment, Sentiment::Positive);
+        // A handful of users is not "many".
+        let seats = analyze(
+            "Invite fails",
+            "We have 3 users and inviting a fourth fails with 'Seat limit reached'.",
+        );
+        assert_ne!(seats.priority, TicketPriority::Critical);
+        // Many people and a failure: critical, in any language.
+        let all = analyze(
+            "Nadie puede entrar",
+            "Ninguno de nuestros 60 agentes puede iniciar sesión desde esta mañana.",
+        );
+        assert_eq!(all.priority, TicketPriority::Critical);
+        assert_eq!(all.category, Category::Account);
+        // Blocked, unless there is a workaround.
+        let blocked = analyze(
+            "Replies not sent",
+            "Our replies are stuck in the outbox and there is no other way to answer customers.",
+        );
+        assert_eq!(blocked.priority, TicketPriority::High);
+        let workaround = analyze(
+            "App crashes",
+            "The iOS app crashes every time I open a ticket. The web version works in the meantime.",
+        );
+        assert_eq!(workaround.priority, TicketPriority::Medium);
+        // What the customer calls minor is low.
+        assert_eq!(
+            analyze(
+                "Typo",
+                "The settings page says 'Setings'. Cosmetic, no rush."
+            )
+            .priority,
+            TicketPriority::Low
+        );
+    }
+
+    #[test]
+    fn replies_speak_the_tickets_language_and_category() {
+        let de = analyze(
+            "Doppelte Abbuchung",
+            "Uns wurde der Beitrag im April zweimal abgebucht. Bitte erstatten Sie den zweiten Betrag.",
+        );
+        assert_eq!(de.category, Category::Billing);
+        assert!(
+            de.suggested_reply.starts_with("Guten Tag"),
+            "{}",
+            de.suggested_reply
+        );
+        assert!(
+            de.suggested_reply.contains("Abrechnung"),
+            "{}",
+            de.suggested_reply
+        );
+        let bug = analyze(
+            "Webhook signature verification failed",
+            "Every invoice.paid webhook is rejected with 'signature verification failed'.",
+        );
+        assert_eq!(bug.category, Category::Bug);
+        assert!(
+            !bug.suggested_reply.contains("charge"),
+            "{}",
+            bug.suggested_reply
+        );
+    }
+
+    #[test]
+    fn unsure_language_detection_falls_back_to_function_words() {
+        assert_eq!(
+            detect_language(
+                "Wie exportiere ich Tickets als CSV?\nHallo, wie bekomme ich alle Tickets als CSV heraus?"
+            ),
+            "deu"
+        );
+        assert_eq!(detect_language("ok"), "und");
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::support::TicketPriority;
 use crate::text_enum::text_enum;
 
 /// Bumped whenever the prompt or the built-in rules change; stored with every analysis.
-pub const PROMPT_VERSION: &str = "triage-v1";
+pub const PROMPT_VERSION: &str = "triage-v2";
 
 /// Longest summary, in characters.
 pub const SUMMARY_MAX: usize = 280;

@@ -153,7 +153,7 @@ async fn tickets_are_analysed_in_the_background_with_the_builtin_provider() {
     assert_eq!(a["sentiment"], "negative");
     assert_eq!(a["language"], "eng");
     assert_eq!(a["provider"], "builtin");
-    assert_eq!(a["promptVersion"], "triage-v1");
+    assert_eq!(a["promptVersion"], "triage-v2");
     assert_eq!(a["creditsCharged"], "1");
     assert_eq!(a["attempts"], 1);
     assert_eq!(a["reason"], "created");
