@@ -87,6 +87,7 @@ pub async fn build_state(
         metrics,
         max_body_bytes: cfg.max_body_bytes,
         analyst_cache_max_age_secs: cfg.analyst_cache_max_age_secs,
+        graphiql: http::GraphiqlSettings::default(),
     }))
 }
 

@@ -1,22 +1,26 @@
 //! HTTP: `/graphql` (POST, GET with GraphiQL, websocket upgrades for subscriptions in [`ws`]; media
-//! types and statuses as GraphQL over HTTP says, in [`protocol`]), `/healthz`, `/readyz`; request ids,
-//! structured request logs, security headers, CORS, body limits and graceful shutdown.
+//! types and statuses as GraphQL over HTTP says, in [`protocol`]), `/healthz`, `/readyz`; the pages
+//! a browser gets and their embedded assets, in [`graphiql`] (`/`, GraphiQL, `/schema.graphql`,
+//! `/assets/…`); request ids, structured request logs, security headers, CORS, body limits and
+//! graceful shutdown.
 
+mod graphiql;
 mod protocol;
 mod ws;
+
+pub use graphiql::{GraphiqlSettings, GraphiqlUser};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use sha2::{Digest as _, Sha256};
@@ -52,18 +56,14 @@ pub struct AppState {
     /// `max-age` of analyst keys' persisted GETs (`DESKGRAPH_ANALYST_CACHE_MAX_AGE_SECS`); 0: not
     /// cached.
     pub analyst_cache_max_age_secs: u64,
+    /// What the GraphiQL page opens with: signed in as nobody, unless `deskgraph demo` set its users.
+    pub graphiql: GraphiqlSettings,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// API responses are data, never documents: nothing may load, run or frame.
 const API_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-/// GraphiQL loads its scripts and styles from unpkg (its favicon from graphql.org) and talks to this
-/// origin only.
-const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
-    style-src 'self' 'unsafe-inline' https://unpkg.com; font-src https://unpkg.com data:; \
-    img-src 'self' data: https://unpkg.com https://graphql.org; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-    form-action 'none'";
 
 pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
     let max_body = state.max_body_bytes;
@@ -82,7 +82,10 @@ pub fn router(state: Arc<AppState>, cfg: &ServerConfig) -> Router {
         .on_request(())
         .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Millis));
     Router::new()
+        .route("/", get(graphiql::landing))
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/schema.graphql", get(graphiql::schema_sdl))
+        .route("/assets/{hash}/{name}", get(graphiql::serve_asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -415,18 +418,7 @@ async fn graphql_get(
         return ws::upgrade(state, &headers, upgrade);
     }
     if uri.query().unwrap_or_default().is_empty() && protocol::accepts_html(&headers) {
-        // Subscriptions go to the same path over a websocket; GraphiQL's headers tab becomes the
-        // `connection_init` payload (`{"Authorization": "Bearer …", "x-org-id": "…"}`).
-        let html = GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("deskgraph")
-            .finish();
-        return (
-            [(header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP)],
-            Html(html),
-        )
-            .into_response();
+        return graphiql::graphiql_page(&state.graphiql, &headers);
     }
     let Some(media) = MediaType::negotiate(&headers) else {
         return not_acceptable();
