@@ -3,14 +3,19 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::ai::{Ai, AiConfig, handlers};
 use crate::app::{Server, build_state, start_workers};
-use crate::config::{DbConfig, LogConfig, ServerConfig, ShutdownConfig};
+use crate::config::{
+    DbConfig, LogConfig, MigrateDbArgs, ReindexDbArgs, RuntimeDbArgs, ServerConfig, ShutdownConfig,
+};
 use crate::jobs::{WorkerConfig, Workers};
+use crate::secret::Secret;
 use crate::{db, demo, identity, schema, telemetry};
 
 #[derive(Parser, Debug)]
@@ -32,7 +37,7 @@ pub enum Command {
     /// can bypass row level security).
     Serve {
         #[command(flatten)]
-        db: DbConfig,
+        db: RuntimeDbArgs,
         #[command(flatten)]
         server: ServerConfig,
         #[command(flatten)]
@@ -43,7 +48,7 @@ pub enum Command {
     /// Run job workers only (AI analyses, vector syncs), no HTTP server; any number may run.
     Worker {
         #[command(flatten)]
-        db: DbConfig,
+        db: RuntimeDbArgs,
         #[command(flatten)]
         worker: WorkerConfig,
         #[command(flatten)]
@@ -56,7 +61,7 @@ pub enum Command {
     /// it batch by batch, embedding only tickets whose vector is missing or of an older text.
     Reindex {
         #[command(flatten)]
-        db: DbConfig,
+        db: ReindexDbArgs,
         #[command(flatten)]
         ai: AiConfig,
         /// Only this organization (otherwise every organization, listed with DATABASE_ADMIN_URL).
@@ -70,9 +75,10 @@ pub enum Command {
     /// Create the database if missing, apply migrations and create the runtime role (DATABASE_ADMIN_URL).
     Migrate {
         #[command(flatten)]
-        db: DbConfig,
+        db: MigrateDbArgs,
     },
-    /// Print an HS256 development JWT signed with DESKGRAPH_JWT_SECRET.
+    /// Print an HS256 development JWT signed with DESKGRAPH_JWT_SECRET (or, without it, with the
+    /// secret of the demo in DESKGRAPH_DEMO_DIR).
     Token {
         /// The subject (any string, e.g. `user_2abc`).
         #[arg(long)]
@@ -87,8 +93,12 @@ pub enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// The server's HS256 secret. Without it: the secret `deskgraph demo` keeps in its folder.
         #[arg(long, env = "DESKGRAPH_JWT_SECRET", hide_env_values = true)]
-        secret: crate::secret::Secret,
+        secret: Option<Secret>,
+        /// Folder of the demo whose secret signs the token when no secret is given.
+        #[arg(long, env = "DESKGRAPH_DEMO_DIR", default_value = demo::DEFAULT_DIR)]
+        demo_dir: PathBuf,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -103,17 +113,58 @@ pub enum Command {
     /// Zero-configuration demo: local PostgreSQL (or a private cluster), migrations, sample data, tokens, server.
     Demo {
         #[command(flatten)]
-        db: DbConfig,
+        db: demo::database::DemoDbArgs,
         #[command(flatten)]
         server: ServerConfig,
         #[command(flatten)]
         worker: WorkerConfig,
         #[command(flatten)]
         ai: AiConfig,
-        /// Folder for the demo's own files (its JWT secret, API key, and a private PostgreSQL cluster if needed).
-        #[arg(long, env = "DESKGRAPH_DEMO_DIR", default_value = ".deskgraph")]
-        data_dir: std::path::PathBuf,
+        /// Folder for the demo's own files (its JWT secret, analyst API keys, and a private
+        /// PostgreSQL cluster if one is needed).
+        #[arg(
+            long,
+            alias = "data-dir",
+            env = "DESKGRAPH_DEMO_DIR",
+            default_value = demo::DEFAULT_DIR
+        )]
+        demo_dir: PathBuf,
     },
+}
+
+/// Shown under every command's options, which do not repeat the log settings.
+const LOG_SETTINGS_NOTE: &str = "Logging: --log and --log-format (DESKGRAPH_LOG, DESKGRAPH_LOG_FORMAT) \
+     apply to every command; see `deskgraph --help`.";
+
+/// The command line's definition. The log settings are global (accepted before or after the
+/// command) but listed once, in `deskgraph --help`: clap would otherwise repeat global options among
+/// each command's own, so each command carries hidden copies of them (which clap then does not
+/// propagate; their values still reach [`Cli::log`]).
+pub fn command() -> clap::Command {
+    let top = Cli::command();
+    let log_args: Vec<clap::Arg> = top
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    top.mut_subcommands(|sub| sub.args(log_args.clone()).after_help(LOG_SETTINGS_NOTE))
+}
+
+/// Parses `args` (the program name first).
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
+/// Parses the process's command line; prints help, the version or a usage error and exits when
+/// that is what it holds.
+pub fn parse() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -136,6 +187,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             worker,
             ai,
         } => {
+            let db = DbConfig::from(db);
             // Fail closed before reaching out to anything else (the model, Qdrant): a runtime role
             // that can bypass row level security never serves.
             crate::db::safety::check_runtime_role(&crate::db::runtime_pool(&db)?).await?;
@@ -154,12 +206,13 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             ai,
             shutdown,
         } => {
+            let db = DbConfig::from(db);
             let pool = crate::db::runtime_pool(&db)?;
             crate::db::safety::check_runtime_role(&pool).await?;
             let ai = Ai::from_config(&ai, worker.max_attempts).await?;
             let workers = Workers::start(
                 pool,
-                db.database_url.expose(),
+                db.listen_url(),
                 db.statement_timeout_ms,
                 WorkerConfig {
                     workers: worker.workers.max(1),
@@ -191,7 +244,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|i| i.collection().to_owned())
                 .unwrap_or_default();
-            let queued = crate::ai::reindex::queue(&db, org, batch_size).await?;
+            let queued = crate::ai::reindex::queue(&db.into(), org, batch_size).await?;
             println!(
                 "queued a re-index of {} organization(s) into Qdrant collection {collection}{}; \
                  the job workers run it",
@@ -205,7 +258,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { db } => {
-            let report = db::migrate::run(&db).await?;
+            let report = db::migrate::run(&db.into()).await?;
             println!(
                 "migrations applied: {}{}{}",
                 if report.applied.is_empty() {
@@ -233,7 +286,17 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             org,
             ttl,
             secret,
+            demo_dir,
         } => {
+            let secret = match secret.filter(|s| !s.is_empty()) {
+                Some(secret) => secret,
+                None => {
+                    let (secret, file) = demo::read_secret(&demo_dir)?;
+                    // On stderr, so that `$(deskgraph token …)` still captures the token alone.
+                    eprintln!("signed with the demo's secret in {}", file.display());
+                    Secret::new(secret)
+                }
+            };
             println!(
                 "{}",
                 identity::auth::mint_token(
@@ -265,7 +328,51 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             server,
             worker,
             ai,
-            data_dir,
-        } => demo::run(db, server, worker, ai, &data_dir).await,
+            demo_dir,
+        } => demo::run(db, server, worker, ai, &demo_dir).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_settings_are_read_before_or_after_the_command() {
+        for args in [
+            &["deskgraph", "--log", "debug", "schema"][..],
+            &["deskgraph", "schema", "--log", "debug"][..],
+            &["deskgraph", "migrate", "--log=debug"][..],
+        ] {
+            let cli = try_parse_from(args).unwrap_or_else(|err| panic!("{args:?}: {err}"));
+            assert_eq!(cli.log.filter, "debug", "{args:?}");
+        }
+    }
+
+    #[test]
+    fn each_command_refuses_the_options_of_others() {
+        for args in [
+            &["deskgraph", "migrate", "--pool-size", "3"][..],
+            &["deskgraph", "schema", "--database-url", "postgres://x@h/d"][..],
+            &["deskgraph", "serve", "--app-role", "x"][..],
+            &[
+                "deskgraph",
+                "token",
+                "--sub",
+                "s",
+                "--listen",
+                "127.0.0.1:1",
+            ][..],
+        ] {
+            assert!(try_parse_from(args).is_err(), "{args:?}");
+        }
+        // `token` needs no secret on the command line (it may come from the demo's folder).
+        let cli = try_parse_from(["deskgraph", "token", "--sub", "s", "--demo-dir", "/d"]).unwrap();
+        let Command::Token { demo_dir, .. } = cli.command else {
+            panic!("not token");
+        };
+        assert_eq!(demo_dir, PathBuf::from("/d"));
+        // The demo's folder flag keeps its old name too.
+        assert!(try_parse_from(["deskgraph", "demo", "--data-dir", "/d"]).is_ok());
     }
 }

@@ -5,26 +5,119 @@ use std::net::SocketAddr;
 
 use crate::secret::{Secret, SecretUrl};
 
-/// Database settings shared by every command that talks to PostgreSQL.
-#[derive(Debug, Clone, clap::Args)]
+/// Default of `DATABASE_URL`.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://deskgraph_app@127.0.0.1:5432/deskgraph";
+/// Default of `DATABASE_ADMIN_URL`.
+pub const DEFAULT_DATABASE_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/deskgraph";
+/// Default of `DESKGRAPH_APP_ROLE`.
+pub const DEFAULT_APP_ROLE: &str = "deskgraph_app";
+/// Default of `DESKGRAPH_STATEMENT_TIMEOUT_MS`.
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 10_000;
+
+/// Database settings, as the code that connects reads them. A command reads from its flags and the
+/// environment only the settings it uses (the `*Args` groups below, so that its `--help` lists
+/// nothing it ignores); the others keep their defaults.
+#[derive(Debug, Clone)]
 pub struct DbConfig {
+    /// Runtime connection (`DATABASE_URL`).
+    pub database_url: SecretUrl,
+    /// Owner connection (`DATABASE_ADMIN_URL`).
+    pub database_admin_url: SecretUrl,
+    /// Session connection for `LISTEN` (`DATABASE_LISTEN_URL`); empty: `database_url`.
+    pub database_listen_url: SecretUrl,
+    /// The runtime LOGIN role `migrate` creates (`DESKGRAPH_APP_ROLE`).
+    pub app_role: String,
+    /// Password `migrate` sets on it, unchanged when empty (`DESKGRAPH_APP_PASSWORD`).
+    pub app_password: Secret,
+    /// Prepare statements once per connection (`DESKGRAPH_DB_PREPARED_STATEMENTS`).
+    pub prepared_statements: bool,
+    /// Pooled runtime connections (`DESKGRAPH_DB_POOL_SIZE`).
+    pub pool_size: usize,
+    /// Statement timeout of every operation's transaction (`DESKGRAPH_STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.into(),
+            database_admin_url: DEFAULT_DATABASE_ADMIN_URL.into(),
+            database_listen_url: SecretUrl::default(),
+            app_role: DEFAULT_APP_ROLE.into(),
+            app_password: Secret::default(),
+            prepared_statements: true,
+            pool_size: 16,
+            statement_timeout_ms: DEFAULT_STATEMENT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl DbConfig {
+    /// The URL for `LISTEN` connections: `DATABASE_LISTEN_URL`, or `DATABASE_URL` when it is empty.
+    pub fn listen_url(&self) -> &str {
+        match self.database_listen_url.expose() {
+            "" => self.database_url.expose(),
+            url => url,
+        }
+    }
+}
+
+/// `DATABASE_URL` (`serve`, `worker`, `reindex`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseUrlArgs {
     /// Runtime connection (the non-superuser, non-BYPASSRLS application role).
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://deskgraph_app@127.0.0.1:5432/deskgraph",
+        default_value = DEFAULT_DATABASE_URL,
         hide_env_values = true
     )]
     pub database_url: SecretUrl,
+}
 
-    /// Owner connection used by `migrate` and `demo` (a superuser, or a role with BYPASSRLS and CREATEROLE).
+/// `DATABASE_ADMIN_URL` (`migrate`, `reindex`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminUrlArgs {
+    /// Owner connection (a superuser, or a role with BYPASSRLS and CREATEROLE).
     #[arg(
         long,
         env = "DATABASE_ADMIN_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/deskgraph",
+        default_value = DEFAULT_DATABASE_ADMIN_URL,
         hide_env_values = true
     )]
     pub database_admin_url: SecretUrl,
+}
+
+/// The runtime role that `migrate` (and `demo`) create.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppRoleArgs {
+    /// Name of the LOGIN role the server connects as; `migrate` creates it when missing.
+    #[arg(long, env = "DESKGRAPH_APP_ROLE", default_value = DEFAULT_APP_ROLE)]
+    pub app_role: String,
+
+    /// Password `migrate` sets on the runtime role (left unchanged when empty).
+    #[arg(
+        long,
+        env = "DESKGRAPH_APP_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub app_password: Secret,
+}
+
+/// `DESKGRAPH_STATEMENT_TIMEOUT_MS` (every command that runs operations or jobs).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct StatementTimeoutArgs {
+    /// Statement timeout applied to every GraphQL operation's transaction, in milliseconds.
+    #[arg(long, env = "DESKGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = DEFAULT_STATEMENT_TIMEOUT_MS)]
+    pub statement_timeout_ms: u64,
+}
+
+/// The runtime pool of a long-running process (`serve`, `worker`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeDbArgs {
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
 
     /// Direct session connection for `LISTEN` (live subscriptions and job wake-ups), which must not go
     /// through a transaction-mode pooler (PgBouncer `pool_mode=transaction`, RDS Proxy, Supavisor's
@@ -36,19 +129,6 @@ pub struct DbConfig {
         hide_env_values = true
     )]
     pub database_listen_url: SecretUrl,
-
-    /// Name of the LOGIN role the server connects as; `migrate` creates it when missing.
-    #[arg(long, env = "DESKGRAPH_APP_ROLE", default_value = "deskgraph_app")]
-    pub app_role: String,
-
-    /// Password `migrate` sets on the runtime role (left unchanged when empty).
-    #[arg(
-        long,
-        env = "DESKGRAPH_APP_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub app_password: Secret,
 
     /// Whether statements are prepared once per connection and reused. Set `false` when
     /// `DATABASE_URL` goes through a transaction-mode pooler that cannot keep named prepared
@@ -67,17 +147,61 @@ pub struct DbConfig {
     #[arg(long, env = "DESKGRAPH_DB_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
 
-    /// Statement timeout applied to every GraphQL operation's transaction, in milliseconds.
-    #[arg(long, env = "DESKGRAPH_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
-    pub statement_timeout_ms: u64,
+    #[command(flatten)]
+    pub timeout: StatementTimeoutArgs,
 }
 
-impl DbConfig {
-    /// The URL for `LISTEN` connections: `DATABASE_LISTEN_URL`, or `DATABASE_URL` when it is empty.
-    pub fn listen_url(&self) -> &str {
-        match self.database_listen_url.expose() {
-            "" => self.database_url.expose(),
-            url => url,
+impl From<RuntimeDbArgs> for DbConfig {
+    fn from(args: RuntimeDbArgs) -> Self {
+        Self {
+            database_url: args.url.database_url,
+            database_listen_url: args.database_listen_url,
+            prepared_statements: args.prepared_statements,
+            pool_size: args.pool_size,
+            statement_timeout_ms: args.timeout.statement_timeout_ms,
+            ..Self::default()
+        }
+    }
+}
+
+/// What `migrate` reads: the owner connection and the runtime role to create.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateDbArgs {
+    #[command(flatten)]
+    pub admin: AdminUrlArgs,
+    #[command(flatten)]
+    pub role: AppRoleArgs,
+}
+
+impl From<MigrateDbArgs> for DbConfig {
+    fn from(args: MigrateDbArgs) -> Self {
+        Self {
+            database_admin_url: args.admin.database_admin_url,
+            app_role: args.role.app_role,
+            app_password: args.role.app_password,
+            ..Self::default()
+        }
+    }
+}
+
+/// What `reindex` reads: the owner connection (to list organizations) and the runtime one (to queue).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReindexDbArgs {
+    #[command(flatten)]
+    pub url: DatabaseUrlArgs,
+    #[command(flatten)]
+    pub admin: AdminUrlArgs,
+    #[command(flatten)]
+    pub timeout: StatementTimeoutArgs,
+}
+
+impl From<ReindexDbArgs> for DbConfig {
+    fn from(args: ReindexDbArgs) -> Self {
+        Self {
+            database_url: args.url.database_url,
+            database_admin_url: args.admin.database_admin_url,
+            statement_timeout_ms: args.timeout.statement_timeout_ms,
+            ..Self::default()
         }
     }
 }
@@ -135,7 +259,8 @@ pub struct ServerConfig {
     #[arg(long, env = "DESKGRAPH_MAX_DEPTH", default_value_t = 15)]
     pub max_depth: usize,
 
-    /// Highest accepted GraphQL complexity (a list field counts its page size times its selection).
+    /// Highest accepted GraphQL complexity (a list field counts its page size, at most the largest
+    /// page, times its selection).
     #[arg(long, env = "DESKGRAPH_MAX_COMPLEXITY", default_value_t = 5_000)]
     pub max_complexity: usize,
 

@@ -192,7 +192,7 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// Every change to the organization's data, newest first (owners and admins).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "pagination::page_complexity(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

@@ -49,7 +49,7 @@ pub struct Credits {
 #[ComplexObject]
 impl Credits {
     /// Every movement of credits, newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "pagination::page_complexity(first, child_complexity)")]
     async fn ledger(
         &self,
         ctx: &Context<'_>,

@@ -35,12 +35,19 @@ async fn connect_target(target: &Target) -> anyhow::Result<Client> {
     let (client, connection) = target
         .connect()
         .await
-        .with_context(|| format!("could not connect to PostgreSQL at {}", target.describe()))?;
+        .with_context(|| target.connect_failed())?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!(error = %err, "admin connection ended with an error");
         }
     });
+    // Idempotent DDL answers with NOTICEs (refinery's `create table if not exists` of its history,
+    // `grant` of a role already granted), which tokio-postgres logs at INFO on every run: they say
+    // nothing an operator acts on. Warnings still come through.
+    client
+        .batch_execute("set client_min_messages = warning")
+        .await
+        .with_context(|| format!("{}: failed to set client_min_messages", target.describe()))?;
     Ok(client)
 }
 

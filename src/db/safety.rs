@@ -10,7 +10,7 @@ pub async fn check_runtime_role(pool: &Pool) -> anyhow::Result<()> {
     let client = pool
         .get()
         .await
-        .context("could not connect as the runtime role")?;
+        .with_context(|| format!("{} (the runtime role)", pool.connect_failed()))?;
     // Statements outside a transaction go out as the unnamed statement (`query_typed`: one message,
     // one Sync), which a transaction-mode pooler cannot split across server connections.
     let rows = client

@@ -1,5 +1,5 @@
-//! A private PostgreSQL cluster for `demo`, used only when no server answers at DATABASE_ADMIN_URL
-//! and the PostgreSQL server binaries are installed. initdb/pg_ctl are driven as processes because
+//! A private PostgreSQL cluster for `demo`, used only when nothing listens at the default
+//! DATABASE_ADMIN_URL and the PostgreSQL server binaries are installed (see [`super::database`]). initdb/pg_ctl are driven as processes because
 //! no crate manages a system PostgreSQL installation for us (embedded-postgres crates download
 //! binaries, which a machine without internet cannot do).
 
@@ -8,15 +8,13 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::db::tls::{HandshakeError, Target};
-
 /// Port of the private cluster (chosen to stay clear of a system PostgreSQL on 5432).
 const PRIVATE_PORT: u16 = 54329;
 
 pub struct PrivateCluster {
     pub data_dir: PathBuf,
+    /// The owner connection (`postgres`, trusted on 127.0.0.1) to the demo's database.
     pub admin_url: String,
-    pub runtime_url: String,
     pg_ctl: PathBuf,
     as_postgres: bool,
 }
@@ -34,31 +32,12 @@ impl PrivateCluster {
     }
 }
 
-/// Returns `None` when the configured server answers, or the private cluster it started.
-pub async fn ensure_postgres(
-    admin_url: &str,
-    demo_dir: &Path,
-) -> anyhow::Result<Option<PrivateCluster>> {
-    let mut probe = Target::from_url(admin_url, "DATABASE_ADMIN_URL")?;
-    probe
-        .config_mut()
-        .dbname("postgres")
-        .connect_timeout(std::time::Duration::from_secs(3));
-    match probe.connect().await {
-        Ok(_) => return Ok(None),
-        // The server answered but refused us (auth, permissions, its certificate): a private
-        // cluster would not help, and `migrate` reports why.
-        Err(err)
-            if err.as_db_error().is_some()
-                || std::error::Error::source(&err).is_some_and(|e| e.is::<HandshakeError>()) =>
-        {
-            return Ok(None);
-        }
-        Err(_) => {}
-    }
+/// Starts the private cluster in `demo_dir/pgdata` (creating it on first use). The caller has found
+/// that nothing listens at the default DATABASE_ADMIN_URL.
+pub fn start(demo_dir: &Path) -> anyhow::Result<PrivateCluster> {
     let bin = find_bin_dir().context(
-        "no PostgreSQL answers at DATABASE_ADMIN_URL and no PostgreSQL server binaries were found; \
-         install PostgreSQL (e.g. `apt-get install postgresql`) or set DATABASE_ADMIN_URL",
+        "no PostgreSQL server binaries were found to start a private cluster with; install \
+         PostgreSQL (e.g. `apt-get install postgresql`) or set DATABASE_ADMIN_URL",
     )?;
     let data_dir = demo_dir.join("pgdata");
     let as_postgres = running_as_root();
@@ -96,13 +75,12 @@ pub async fn ensure_postgres(
         .args(["-w", "start"]);
     // Already running from an earlier demo is fine.
     let _ = start.output();
-    Ok(Some(PrivateCluster {
+    Ok(PrivateCluster {
         pg_ctl: bin.join("pg_ctl"),
         as_postgres,
         data_dir,
         admin_url: format!("postgres://postgres@127.0.0.1:{PRIVATE_PORT}/deskgraph"),
-        runtime_url: format!("postgres://deskgraph_app@127.0.0.1:{PRIVATE_PORT}/deskgraph"),
-    }))
+    })
 }
 
 /// Whether this process runs as root (initdb and PgBouncer refuse to; they run as `postgres`).

@@ -1,12 +1,14 @@
 //! `deskgraph demo`: brings everything up on this machine with sample data, with no configuration.
-//! It finds the local PostgreSQL (or starts a private cluster), migrates, seeds two organizations
-//! through the same repository functions the API uses, prints tokens and example queries, and serves.
+//! It finds the local PostgreSQL (or starts a private cluster; see [`database`]), migrates, seeds two
+//! organizations through the same repository functions the API uses, prints tokens and example
+//! queries, and serves.
 
 pub mod cluster;
+pub mod database;
 pub mod seed_data;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::db::Pool;
 use anyhow::Context as _;
@@ -189,8 +191,9 @@ async fn seed_org(
                 description: t.description,
                 requester_email: Some(t.requester_email),
                 priority: t.priority.parse::<TicketPriority>()?,
-                // As if filed without a priority: the analysis picks one.
-                priority_source: PrioritySource::Default,
+                // The sample priorities are a person's choice, as when `createTicket` is given a
+                // priority: the analysis proposes its own but does not overwrite them.
+                priority_source: PrioritySource::Human,
                 status: t.status.parse::<TicketStatus>()?,
                 assignee_id: t.assignee.map(|s| members[s].user_id),
                 created_by: Some(owner_id),
@@ -246,9 +249,16 @@ fn write_private(path: &Path, text: &str, append: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Reads the demo's JWT secret from `dir`, creating a random one on first run.
-fn demo_secret(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("jwt-secret");
+/// The demo's folder when `DESKGRAPH_DEMO_DIR` is unset.
+pub const DEFAULT_DIR: &str = ".deskgraph";
+
+/// The file of the demo's JWT secret in its folder.
+const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// A secret the demo keeps in `dir/name` (its JWT secret, its runtime role's password), made on
+/// first use.
+fn stored_secret(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = dir.join(name);
     if let Ok(secret) = std::fs::read_to_string(&path) {
         let secret = secret.trim().to_owned();
         if !secret.is_empty() {
@@ -260,8 +270,25 @@ fn demo_secret(dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// The JWT secret of the demo whose folder is `dir`, and its file (for `deskgraph token`).
+pub fn read_secret(dir: &Path) -> anyhow::Result<(String, PathBuf)> {
+    let path = dir.join(JWT_SECRET_FILE);
+    let secret = std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    if secret.is_empty() {
+        anyhow::bail!(
+            "no secret to sign with: set DESKGRAPH_JWT_SECRET (or --secret) to the server's secret, \
+             or run this where `deskgraph demo` ran (it keeps its secret in {}, which is missing or \
+             empty; DESKGRAPH_DEMO_DIR or --demo-dir names another demo folder)",
+            path.display()
+        );
+    }
+    Ok((secret, path))
+}
+
 pub async fn run(
-    mut db: DbConfig,
+    db: database::DemoDbArgs,
     server: ServerConfig,
     worker: WorkerConfig,
     ai: AiConfig,
@@ -270,15 +297,12 @@ pub async fn run(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
-    let private = cluster::ensure_postgres(db.database_admin_url.expose(), &data_dir).await?;
-    if let Some(private) = &private {
-        println!(
-            "No PostgreSQL answered at DATABASE_ADMIN_URL; started a private cluster in {}",
-            private.data_dir.display()
-        );
-        db.database_admin_url = private.admin_url.clone().into();
-        db.database_url = private.runtime_url.clone().into();
-    }
+    let database::Resolved {
+        db,
+        private,
+        summary,
+    } = database::resolve(&db, &data_dir).await?;
+    println!("{summary}");
     let result = migrate_seed_and_serve(db, server, worker, ai, &data_dir).await;
     // A cluster this demo started stops with it; its data stays for the next run.
     if let Some(private) = &private {
@@ -305,7 +329,7 @@ async fn migrate_seed_and_serve(
     );
 
     if server.jwt_secret.is_empty() {
-        server.jwt_secret = demo_secret(data_dir)?.into();
+        server.jwt_secret = stored_secret(data_dir, JWT_SECRET_FILE)?.into();
     }
     let ai = Ai::from_config(&ai, worker.max_attempts).await?;
     let state = build_state(&db, &server, ai).await?;
@@ -329,6 +353,10 @@ async fn migrate_seed_and_serve(
         // Appended: keys of organizations seeded by earlier runs stay listed.
         write_private(&keys_file, &text, true)?;
     }
+    // GraphiQL opens signed in as a seeded user (only the demo hands its page tokens).
+    state
+        .graphiql
+        .sign_in_as(graphiql_users(&seeded, server.jwt_secret.expose())?)?;
     let running = Server::start(state, &server).await?.with_workers(workers);
     print_welcome(
         &seeded,
@@ -337,6 +365,38 @@ async fn migrate_seed_and_serve(
         &keys_file,
     )?;
     running.wait().await
+}
+
+/// The identities the demo's GraphiQL page offers: every seeded membership (owner, admin, agent and
+/// viewer of each organization, in that order), with the development token the welcome text prints
+/// for its member (24 h).
+pub fn graphiql_users(
+    seeded: &Seeded,
+    secret: &str,
+) -> anyhow::Result<Vec<crate::http::GraphiqlUser>> {
+    let mut users = vec![];
+    for m in &seeded.members {
+        let token = mint_token(
+            secret,
+            &m.subject,
+            Some(&m.email),
+            Some(&m.name),
+            None,
+            24 * 3600,
+        )?;
+        for (slug, org_id, role) in &m.memberships {
+            users.push((
+                (slug.clone(), *role as u8),
+                crate::http::GraphiqlUser {
+                    label: format!("{} — {role} of {slug}", m.name),
+                    token: token.clone().into(),
+                    org_id: *org_id,
+                },
+            ));
+        }
+    }
+    users.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(users.into_iter().map(|(_, user)| user).collect())
 }
 
 fn print_welcome(

@@ -24,6 +24,26 @@ pub fn page_size(first: Option<i32>) -> AppResult<i64> {
     Ok(i64::from(first))
 }
 
+/// The complexity of a connection: its page size times the complexity of one item, for the
+/// `complexity` attribute of every paginated field.
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    list_complexity(
+        first.unwrap_or(DEFAULT_PAGE_SIZE),
+        MAX_PAGE_SIZE,
+        child_complexity,
+    )
+}
+
+/// The complexity of a list of `count` items each costing `child_complexity`, counting at most
+/// `max` items: the most its resolver serves. A count out of range is the resolver's to refuse, with
+/// `BAD_USER_INPUT` naming the argument; counted in full here, validation would answer "Query is too
+/// complex" first, which names nothing the client can fix.
+pub fn list_complexity(count: i32, max: i32, child_complexity: usize) -> usize {
+    usize::try_from(count.clamp(0, max))
+        .unwrap_or(0)
+        .saturating_mul(child_complexity)
+}
+
 /// Position of a row in an ordered list: the text form of its sort key and its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -115,6 +135,17 @@ pub fn page<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn complexity_counts_at_most_the_largest_page() {
+        assert_eq!(page_complexity(None, 3), 60);
+        assert_eq!(page_complexity(Some(10), 3), 30);
+        // Out of range: the resolver refuses it, naming `first`; validation must let it through.
+        assert_eq!(page_complexity(Some(100_000), 3), 300);
+        assert_eq!(page_complexity(Some(i32::MAX), usize::MAX), usize::MAX);
+        assert_eq!(page_complexity(Some(-5), 3), 0);
+        assert_eq!(list_complexity(50, 20, 2), 40);
+    }
 
     #[test]
     fn cursors_round_trip() {

@@ -2,10 +2,15 @@
 //! text (the `persistedQuery` extension, as Apollo clients send it). API keys with the `analyst`
 //! role may run these and nothing else.
 //!
+//! A document sent as text is the registered one when it has the same tokens: whitespace, commas
+//! and comments do not count ([`canonical`]). A hash is the sha256 of the registered file's bytes.
+//!
 //! The catalogue is `schema/persisted/*.graphql`, compiled into the binary ([`EMBEDDED`]), so a
 //! server started anywhere has it; `DESKGRAPH_PERSISTED_DIR` replaces it with the documents of
 //! another folder. Each document holds exactly one named operation; `deskgraph manifest` prints the
 //! catalogue as an Apollo persisted query manifest ([`PersistedQueries::manifest`]).
+
+mod canonical;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +24,7 @@ use async_graphql::{Request, Value};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+pub use self::canonical::canonical;
 use super::executor::operation_kind;
 use crate::error::{AppError, AppResult};
 
@@ -163,6 +169,8 @@ pub struct PersistedQueries {
     operations: Vec<Persisted>,
     /// Index into `operations` by the sha256 of the text.
     by_hash: HashMap<String, usize>,
+    /// Index into `operations` by the [`canonical`] form of the text.
+    by_canonical: HashMap<String, usize>,
     source: CatalogueSource,
 }
 
@@ -295,9 +303,17 @@ impl PersistedQueries {
             .enumerate()
             .map(|(i, p)| (p.sha256.clone(), i))
             .collect();
+        // Every registered document parsed, so it has a canonical form. (Two with the same one would
+        // have the same operation name, refused above.)
+        let by_canonical = operations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((canonical(&p.query)?, i)))
+            .collect();
         Ok(Self {
             operations,
             by_hash,
+            by_canonical,
             source,
         })
     }
@@ -323,6 +339,14 @@ impl PersistedQueries {
         self.by_hash.get(sha256).map(|&i| &self.operations[i])
     }
 
+    /// The registered operation whose document is `text`, whitespace, commas and comments aside.
+    pub fn by_text(&self, text: &str) -> Option<&Persisted> {
+        let canonical = canonical(text)?;
+        self.by_canonical
+            .get(&canonical)
+            .map(|&i| &self.operations[i])
+    }
+
     /// The catalogue as an Apollo persisted query manifest, operations sorted by name.
     pub fn manifest(&self) -> Manifest<'_> {
         Manifest {
@@ -341,7 +365,8 @@ impl PersistedQueries {
     }
 
     /// Fills in the document of a request that names a persisted operation by hash, and tells whether
-    /// the request runs a registered document (by hash, or by sending a registered text verbatim).
+    /// the request runs a registered document (by hash, or by sending a registered document's text:
+    /// whitespace, commas and comments aside). Either way, the registered text is what runs.
     pub fn resolve(&self, request: &mut Request) -> AppResult<Option<&Persisted>> {
         let hash = match request.extensions.get("persistedQuery") {
             Some(Value::Object(pq)) => match pq.get("sha256Hash") {
@@ -364,7 +389,10 @@ impl PersistedQueries {
         match hash {
             Some(hash) => {
                 let found = self.get(&hash).ok_or(AppError::PersistedQueryNotFound)?;
-                if !request.query.is_empty() && request.query != found.query {
+                if !request.query.is_empty()
+                    && request.query != found.query
+                    && canonical(&request.query) != canonical(&found.query)
+                {
                     return Err(AppError::invalid_field(
                         "query",
                         "query does not match its persistedQuery hash",
@@ -373,7 +401,13 @@ impl PersistedQueries {
                 request.query = found.query.clone();
                 Ok(Some(found))
             }
-            None => Ok(self.get(&sha256_hex(&request.query))),
+            None => {
+                let found = self.by_text(&request.query);
+                if let Some(found) = found {
+                    request.query = found.query.clone();
+                }
+                Ok(found)
+            }
         }
     }
 }
@@ -419,6 +453,34 @@ mod tests {
             registry().resolve(&mut req),
             Err(AppError::PersistedQueryNotFound)
         ));
+    }
+
+    #[test]
+    fn a_registered_document_is_recognised_whatever_its_layout() {
+        let reg = registry();
+        for text in [
+            "query Q { viewer { role } }",
+            "query Q { viewer { role } }\n",
+            "# the viewer's role\nquery Q {\n  viewer {\n    role\n  }\n}\n",
+            "query Q{viewer{role}}",
+            "query Q { viewer { role, } }",
+        ] {
+            let mut req = Request::new(text);
+            let found = reg.resolve(&mut req).unwrap();
+            assert_eq!(found.map(|p| p.name.as_str()), Some("q"), "{text:?}");
+            // What runs is the registered text.
+            assert_eq!(req.query, "query Q { viewer { role } }");
+        }
+        // Another selection is another document.
+        let mut req = Request::new("query Q { viewer { role user { id } } }");
+        assert!(reg.resolve(&mut req).unwrap().is_none());
+        // The text sent along with a hash may be laid out differently too.
+        let mut req = with_hash(&sha256_hex("query Q { viewer { role } }"));
+        req.query = "query Q {\n  viewer { role }\n}\n".into();
+        assert!(reg.resolve(&mut req).unwrap().is_some());
+        let mut req = with_hash(&sha256_hex("query Q { viewer { role } }"));
+        req.query = "query Q { viewer { user { id } } }".into();
+        assert!(reg.resolve(&mut req).is_err());
     }
 
     #[test]

@@ -56,9 +56,96 @@ async fn token_mints_a_jwt_the_server_accepts() {
     let claims = verifier.verify(&token).await.unwrap();
     assert_eq!(claims.sub, "user_2abc");
     assert_eq!(claims.email.as_deref(), Some("ann@example.com"));
-    // Without a secret there is nothing to sign with.
-    let out = deskgraph().args(["token", "--sub", "x"]).output().unwrap();
+}
+
+/// A folder removed when the test ends.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("deskgraph-cli-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn token_without_a_secret_signs_with_the_demos_or_says_where_it_looked() {
+    let demo_dir = Scratch::new();
+    let token = |dir: &std::path::Path| {
+        deskgraph()
+            .args(["token", "--sub", "user_2abc"])
+            .env("DESKGRAPH_DEMO_DIR", dir)
+            .output()
+            .unwrap()
+    };
+    // No secret anywhere: an error naming both places.
+    let out = token(&demo_dir.0);
     assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DESKGRAPH_JWT_SECRET"), "{stderr}");
+    let secret_file = demo_dir.0.join("jwt-secret");
+    assert!(stderr.contains(secret_file.to_str().unwrap()), "{stderr}");
+
+    // The demo's secret (as `deskgraph demo` leaves it in its folder).
+    std::fs::write(&secret_file, format!("{TEST_SECRET}\n")).unwrap();
+    let out = token(&demo_dir.0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let verifier = deskgraph::identity::auth::JwtVerifier::new(TEST_SECRET, "", "");
+    assert_eq!(verifier.verify(&token).await.unwrap().sub, "user_2abc");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("demo's secret"), "{stderr}");
+
+    // DESKGRAPH_JWT_SECRET, when set, wins over the demo's.
+    let out = deskgraph()
+        .args(["token", "--sub", "user_2abc"])
+        .env("DESKGRAPH_DEMO_DIR", &demo_dir.0)
+        .env("DESKGRAPH_JWT_SECRET", "another-secret")
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let verifier = deskgraph::identity::auth::JwtVerifier::new("another-secret", "", "");
+    assert!(verifier.verify(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn serve_with_a_runtime_url_where_nothing_listens_names_the_server_and_role() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = deskgraph()
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://deskgraph_app@127.0.0.1:{port}/deskgraph"),
+        )
+        .env("DESKGRAPH_JWT_SECRET", TEST_SECRET)
+        .env("DESKGRAPH_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "could not connect to PostgreSQL at 127.0.0.1:{port} (sslmode=prefer) as role \"deskgraph_app\""
+        )),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -84,15 +171,120 @@ async fn migrate_is_idempotent_from_the_command_line() {
         let out = deskgraph()
             .arg("migrate")
             .env("DATABASE_ADMIN_URL", &db.admin_url)
+            .env("DESKGRAPH_LOG", "info")
+            .env_remove("NO_COLOR")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         // The template was migrated already: nothing to apply.
         assert!(String::from_utf8_lossy(&out.stdout).contains("none (up to date)"));
+        // Idempotent DDL's NOTICEs (`create table if not exists`, a role granted again) are not
+        // logged, and a log that is not a terminal gets no colour codes.
+        assert!(!stderr.contains("NOTICE"), "{stderr}");
+        assert!(!stderr.contains('\u{1b}'), "{stderr}");
+        assert!(stderr.contains("INFO"), "the log is there: {stderr}");
+    }
+}
+
+/// The long options a `--help` lists, in order.
+fn listed_options(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("-h, ").unwrap_or(line);
+            let option = line.strip_prefix("--")?;
+            Some(
+                option
+                    .split([' ', '='])
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn help_of(args: &[&str]) -> String {
+    let out = deskgraph().args(args).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_commands_help_lists_only_what_it_reads_and_the_log_settings_once() {
+    let top = listed_options(&help_of(&[]));
+    for log in ["log", "log-format"] {
+        assert_eq!(top.iter().filter(|o| *o == log).count(), 1, "{top:?}");
+    }
+    let names: Vec<String> = deskgraph::cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
+        let options = listed_options(&help_of(&[name]));
+        // Each listed once, the log settings not among them.
+        let mut unique = options.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), options.len(), "{name}: {options:?}");
+        for log in ["log", "log-format"] {
+            assert!(!options.iter().any(|o| o == log), "{name}: {options:?}");
+        }
+        let (exactly, never): (Option<&[&str]>, &[&str]) = match name.as_str() {
+            "migrate" => (
+                Some(&["database-admin-url", "app-role", "app-password", "help"]),
+                &[],
+            ),
+            "token" => (
+                Some(&[
+                    "sub", "email", "name", "org", "ttl", "secret", "demo-dir", "help",
+                ]),
+                &[],
+            ),
+            "schema" => (Some(&["help"]), &[]),
+            "manifest" => (Some(&["persisted-dir", "help"]), &[]),
+            "serve" => (
+                None,
+                &["database-admin-url", "app-role", "app-password", "demo-dir"],
+            ),
+            "worker" => (
+                None,
+                &[
+                    "database-admin-url",
+                    "app-role",
+                    "listen",
+                    "jwt-secret",
+                    "max-complexity",
+                ],
+            ),
+            "reindex" => (
+                None,
+                &[
+                    "database-listen-url",
+                    "prepared-statements",
+                    "pool-size",
+                    "app-role",
+                    "listen",
+                    "workers",
+                ],
+            ),
+            "demo" => (
+                None,
+                &["database-listen-url", "prepared-statements", "pool-size"],
+            ),
+            other => panic!("add `{other}` to this test"),
+        };
+        if let Some(exactly) = exactly {
+            assert_eq!(options, exactly, "{name}");
+        }
+        for option in never {
+            assert!(
+                !options.iter().any(|o| o == option),
+                "{name} lists --{option}"
+            );
+        }
     }
 }
 
@@ -289,12 +481,14 @@ mod manifest {
 mod config_debug {
     use clap::Parser;
     use deskgraph::ai::AiConfig;
-    use deskgraph::config::{DbConfig, ServerConfig};
+    use deskgraph::config::{DbConfig, MigrateDbArgs, RuntimeDbArgs, ServerConfig};
 
     #[derive(Parser, Debug)]
     struct Configs {
         #[command(flatten)]
-        db: DbConfig,
+        runtime: RuntimeDbArgs,
+        #[command(flatten)]
+        owner: MigrateDbArgs,
         #[command(flatten)]
         server: ServerConfig,
         #[command(flatten)]
@@ -319,7 +513,11 @@ mod config_debug {
             "qdrant-key-6",
         ])
         .expect("the arguments parse");
-        let printed = format!("{cli:?} {cli:#?}");
+        let db = DbConfig {
+            database_admin_url: cli.owner.admin.database_admin_url.clone(),
+            ..DbConfig::from(cli.runtime.clone())
+        };
+        let printed = format!("{cli:?} {cli:#?} {db:?}");
         for secret in [
             "url-pw-1",
             "url-pw-2",
@@ -332,10 +530,10 @@ mod config_debug {
         }
         // Parsed as given, and what is not secret is still shown.
         assert_eq!(cli.server.jwt_secret.expose(), "jwt-secret-4");
-        assert_eq!(cli.db.app_password.expose(), "app-pw-3");
+        assert_eq!(cli.owner.role.app_password.expose(), "app-pw-3");
         assert_eq!(cli.ai.qdrant_api_key.expose(), "qdrant-key-6");
         assert_eq!(
-            cli.db.database_url.expose(),
+            db.database_url.expose(),
             "postgres://deskgraph_app:url-pw-1@db.internal:5432/deskgraph"
         );
         assert!(printed.contains("postgres://deskgraph_app:***@db.internal:5432/deskgraph"));

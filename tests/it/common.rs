@@ -335,6 +335,9 @@ impl TestApp {
         cfg: ServerConfig,
         ai: Arc<deskgraph::ai::Ai>,
     ) -> Self {
+        // reqwest is built without a TLS provider of its own: a client panics unless rustls has a
+        // process default (`deskgraph::crypto`), even for plain HTTP.
+        deskgraph::crypto::install();
         let state = build_state(db_cfg, &cfg, ai)
             .await
             .expect("server state builds");

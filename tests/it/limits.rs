@@ -70,6 +70,54 @@ async fn nested_pages_that_multiply_past_the_complexity_limit_are_refused() {
     );
 }
 
+/// A page past the cap is the client's to fix, so the answer names `first`: a list's complexity
+/// counts at most the largest page, which lets validation pass and the resolver refuse the size.
+#[tokio::test]
+async fn a_page_size_far_past_the_cap_is_refused_naming_first_not_as_too_complex() {
+    let app = TestApp::spawn().await;
+    let org = crate::common::org_fixture(&app, "acme").await;
+    for (case, query) in [
+        (
+            "tickets",
+            "query($t: ID!) { ticket(id: $t) { id } tickets(first: 100000) { totalCount edges { node { id title status workspace { name } } } } }",
+        ),
+        (
+            "comments",
+            "query($t: ID!) { ticket(id: $t) { comments(first: 100000) { edges { node { body internal } } } } }",
+        ),
+        (
+            "members",
+            "query($t: ID!) { ticket(id: $t) { id } members(first: 100000) { edges { node { role user { name } } } } }",
+        ),
+        (
+            "ledger",
+            "query($t: ID!) { ticket(id: $t) { id } credits { ledger(first: 100000) { edges { node { kind amount } } } } }",
+        ),
+        (
+            "audit log",
+            "query($t: ID!) { ticket(id: $t) { id } auditLog(first: 100000) { edges { node { seq action } } } }",
+        ),
+        (
+            "analyses",
+            "query($t: ID!) { ticket(id: $t) { analyses(first: 100000) { status summary } } }",
+        ),
+    ] {
+        let (status, body) = app.post(&org.owner, query, json!({"t": org.ticket})).await;
+        assert_eq!(status, 200, "{case}: {body}");
+        let errors = body["errors"].as_array().expect("an error");
+        assert_eq!(errors.len(), 1, "{case}: {body}");
+        assert_eq!(
+            crate::common::error_code(&body).as_deref(),
+            Some("BAD_USER_INPUT"),
+            "{case}: {body}"
+        );
+        assert_eq!(errors[0]["extensions"]["field"], "first", "{case}: {body}");
+        let message = errors[0]["message"].as_str().unwrap();
+        assert!(message.contains("between 1 and 100"), "{case}: {body}");
+        assert!(!message.contains("complex"), "{case}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn an_organization_over_its_rate_limit_gets_429_and_others_do_not() {
     let mut cfg = crate::common::server_config();

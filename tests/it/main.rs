@@ -11,15 +11,18 @@ mod common;
 
 mod ai;
 mod analytics;
+mod analyzer;
 mod audit;
 mod auth;
 mod bad_input;
 mod bench;
+mod browser;
 mod catalog;
 mod cli;
 mod credits;
 mod demo;
 mod fake_openai;
+mod graphiql;
 mod graphql_over_http;
 mod http;
 mod isolation;

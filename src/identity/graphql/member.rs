@@ -83,7 +83,7 @@ pub struct MemberQuery;
 #[Object]
 impl MemberQuery {
     /// Members of the organization, oldest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "pagination::page_complexity(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,

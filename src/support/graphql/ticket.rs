@@ -79,7 +79,7 @@ impl Ticket {
         load_user(ctx, self.0.created_by).await
     }
     /// Comments, oldest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "pagination::page_complexity(first, child_complexity)")]
     async fn comments(
         &self,
         ctx: &Context<'_>,
@@ -131,7 +131,9 @@ impl Ticket {
         ai_graphql::latest(ctx, self.0.id).await
     }
     /// Every AI analysis of the ticket, newest first.
-    #[graphql(complexity = "first.max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "pagination::list_complexity(first, pagination::MAX_PAGE_SIZE, child_complexity)"
+    )]
     async fn analyses(
         &self,
         ctx: &Context<'_>,
@@ -141,7 +143,9 @@ impl Ticket {
     }
     /// Tickets like this one (Qdrant vectors when configured, else full-text search), best first,
     /// only among `statuses` (all statuses when empty).
-    #[graphql(complexity = "20 + limit.max(0) as usize * child_complexity")]
+    #[graphql(
+        complexity = "20 + pagination::list_complexity(limit, ai_graphql::SIMILAR_MAX, child_complexity)"
+    )]
     async fn similar_tickets(
         &self,
         ctx: &Context<'_>,
@@ -313,7 +317,7 @@ impl TicketQuery {
     }
 
     /// Tickets, newest first unless `orderBy` says otherwise.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "pagination::page_complexity(first, child_complexity)")]
     async fn tickets(
         &self,
         ctx: &Context<'_>,
