@@ -367,6 +367,18 @@ async fn migrate_seed_and_serve(
     running.wait().await
 }
 
+/// The development token of a seeded member (24 h), as the welcome text prints it.
+fn dev_token(secret: &str, m: &SeededMember) -> anyhow::Result<String> {
+    mint_token(
+        secret,
+        &m.subject,
+        Some(&m.email),
+        Some(&m.name),
+        None,
+        24 * 3600,
+    )
+}
+
 /// The identities the demo's GraphiQL page offers: every seeded membership (owner, admin, agent and
 /// viewer of each organization, in that order), with the development token the welcome text prints
 /// for its member (24 h).
@@ -376,14 +388,7 @@ pub fn graphiql_users(
 ) -> anyhow::Result<Vec<crate::http::GraphiqlUser>> {
     let mut users = vec![];
     for m in &seeded.members {
-        let token = mint_token(
-            secret,
-            &m.subject,
-            Some(&m.email),
-            Some(&m.name),
-            None,
-            24 * 3600,
-        )?;
+        let token = dev_token(secret, m)?;
         for (slug, org_id, role) in &m.memberships {
             users.push((
                 (slug.clone(), *role as u8),
@@ -416,14 +421,7 @@ fn print_welcome(
     );
     out += "Development tokens (24 h). Send `Authorization: Bearer <token>` and `x-org-id: <organization id>`:\n";
     for m in &seeded.members {
-        let token = mint_token(
-            secret,
-            &m.subject,
-            Some(&m.email),
-            Some(&m.name),
-            None,
-            24 * 3600,
-        )?;
+        let token = dev_token(secret, m)?;
         let roles: Vec<String> = m
             .memberships
             .iter()

@@ -25,46 +25,7 @@ async fn missing_tools(dir: &Path) -> Option<String> {
             chromium.display()
         ));
     }
-    match Command::new("node").arg("--version").output().await {
-        Ok(out) if out.status.success() => {
-            let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            let major = version
-                .trim_start_matches('v')
-                .split('.')
-                .next()
-                .and_then(|m| m.parse::<u32>().ok());
-            if major.is_none_or(|m| m < 20) {
-                return Some(format!(
-                    "Node.js {version} is older than 20, which playwright-core needs"
-                ));
-            }
-        }
-        _ => {
-            return Some(
-                "`node` is not available (the browser test needs Node.js 20+ and npm)".into(),
-            );
-        }
-    }
-    if !dir.join("node_modules/playwright-core").is_dir() {
-        // The versions of package-lock.json, nothing newer.
-        let out = match Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .output()
-            .await
-        {
-            Ok(out) => out,
-            Err(err) => return Some(format!("`npm` is not available ({err})")),
-        };
-        if !out.status.success() {
-            return Some(format!(
-                "npm ci in {} failed:\n{}",
-                dir.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
-    None
+    crate::common::node_package_unavailable(dir, 20).await
 }
 
 /// Says where the screenshot is, where it is seen (the harness captures a passing test's output).

@@ -794,3 +794,50 @@ pub fn skip_visibly(test: &str, why: &str) {
         Err(_) => eprint!("{reason}"),
     }
 }
+
+/// Why the Node.js package in `dir` cannot run here, if it cannot: `node` missing or older than
+/// `min_major`, or its `node_modules` missing and `npm ci` (the versions of package-lock.json,
+/// nothing newer) failing — no npm, or no registry to install from.
+pub async fn node_package_unavailable(dir: &std::path::Path, min_major: u32) -> Option<String> {
+    use tokio::process::Command;
+    match Command::new("node").arg("--version").output().await {
+        Ok(out) if out.status.success() => {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            let major = version
+                .trim_start_matches('v')
+                .split('.')
+                .next()
+                .and_then(|m| m.parse::<u32>().ok());
+            if major.is_none_or(|m| m < min_major) {
+                return Some(format!(
+                    "Node.js {version} is older than {min_major}, which {} needs",
+                    dir.display()
+                ));
+            }
+        }
+        _ => {
+            return Some(format!(
+                "`node` is not available (Node.js {min_major}+ and npm are needed)"
+            ));
+        }
+    }
+    if !dir.join("node_modules").is_dir() {
+        let out = match Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .output()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) => return Some(format!("`npm` is not available ({err})")),
+        };
+        if !out.status.success() {
+            return Some(format!(
+                "npm ci in {} failed:\n{}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    None
+}

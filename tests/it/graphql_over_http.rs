@@ -12,67 +12,16 @@ use crate::common::{
     Caller, RawResponse, TestApp, error_code, org_fixture, persisted, send_raw, skip_visibly,
 };
 
-/// Why `program --version` does not run, if it does not.
-async fn unavailable(program: &str) -> Option<String> {
-    match Command::new(program).arg("--version").output().await {
-        // The audit script needs fetch and Headers, built into Node.js from 18 on.
-        Ok(out) if out.status.success() && program == "node" => {
-            let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            let major = version
-                .trim_start_matches('v')
-                .split('.')
-                .next()
-                .and_then(|m| m.parse::<u32>().ok());
-            match major {
-                Some(major) if major >= 18 => None,
-                _ => Some(format!(
-                    "Node.js {version} is older than 18, which the audit needs"
-                )),
-            }
-        }
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!(
-            "`{program} --version` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(err) => Some(format!(
-            "`{program}` is not available ({err}); the audit needs Node.js 18+ and npm"
-        )),
-    }
-}
-
 #[tokio::test]
 async fn the_graphql_http_audit_finds_no_warnings_and_no_errors() {
-    for program in ["node", "npm"] {
-        if let Some(why) = unavailable(program).await {
-            skip_visibly(
-                "graphql_over_http::the_graphql_http_audit_finds_no_warnings_and_no_errors",
-                &why,
-            );
-            return;
-        }
-    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/graphql-http");
-    if !dir.join("node_modules/graphql-http").is_dir() {
-        // The versions of package-lock.json, nothing newer.
-        let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output()
-            .await
-            .expect("npm runs");
-        if !out.status.success() {
-            // No registry to install from: a service this machine lacks.
-            skip_visibly(
-                "graphql_over_http::the_graphql_http_audit_finds_no_warnings_and_no_errors",
-                &format!(
-                    "npm ci in {} failed:\n{}",
-                    dir.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            );
-            return;
-        }
+    // The audit script needs fetch and Headers, built into Node.js from 18 on.
+    if let Some(why) = crate::common::node_package_unavailable(&dir, 18).await {
+        skip_visibly(
+            "graphql_over_http::the_graphql_http_audit_finds_no_warnings_and_no_errors",
+            &why,
+        );
+        return;
     }
 
     let app = TestApp::spawn().await;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deskgraph::ai::Ai;
+use deskgraph::config::DbConfig;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -59,6 +60,22 @@ async fn status_of(app: &TestApp, path: &str) -> u16 {
         .as_u16()
 }
 
+/// A test database, a proxy in front of its cluster, and a configuration whose `DATABASE_URL` goes
+/// through the proxy (and so, by default, its LISTEN connections too).
+async fn behind_a_proxy() -> (TestDb, Proxy, DbConfig) {
+    let db = TestDb::new().await;
+    let (host, port) = cluster_addr();
+    let target: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let mut db_cfg = db.db_config();
+    db_cfg.database_url = via_port(&db.runtime_url, proxy.port).into();
+    (db, proxy, db_cfg)
+}
+
 #[derive(Default)]
 struct Tally {
     acknowledged: Vec<String>,
@@ -73,17 +90,8 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cutting_the_route_to_the_database_gives_503s_loses_nothing_and_recovers() {
-    let db = TestDb::new().await;
-    let (host, port) = cluster_addr();
-    let target: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Proxy::start(target).await;
-    let mut db_cfg = db.db_config();
+    let (db, proxy, db_cfg) = behind_a_proxy().await;
     // Everything the server does goes over the route: requests, job claims, both LISTENs.
-    db_cfg.database_url = via_port(&db.runtime_url, proxy.port).into();
     let app = TestApp::spawn_on(db, &db_cfg, server_config(), Ai::builtin()).await;
     let workers = deskgraph::app::start_workers(&app.state(), &db_cfg, &fast_workers(2, 10))
         .unwrap()
@@ -317,16 +325,7 @@ async fn a_statement_past_its_timeout_is_a_retryable_timeout_and_changes_nothing
 
 #[tokio::test]
 async fn a_route_that_goes_silent_gets_503_within_the_deadline_and_recovers() {
-    let db = TestDb::new().await;
-    let (host, port) = cluster_addr();
-    let target: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Proxy::start(target).await;
-    let mut db_cfg = db.db_config();
-    db_cfg.database_url = via_port(&db.runtime_url, proxy.port).into();
+    let (db, proxy, mut db_cfg) = behind_a_proxy().await;
     db_cfg.database_listen_url = db.runtime_url.clone().into();
     db_cfg.statement_timeout_ms = 500;
     let app = TestApp::spawn_on(db, &db_cfg, server_config(), Ai::builtin()).await;
