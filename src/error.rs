@@ -172,6 +172,18 @@ enum DbFailure {
     Other,
 }
 
+impl DbFailure {
+    /// The error a client gets for a failure of this kind, keeping `cause` for the logs.
+    fn error(self, cause: anyhow::Error) -> AppError {
+        let cause = std::sync::Arc::new(cause);
+        match self {
+            Self::Unavailable => AppError::Unavailable(cause),
+            Self::Timeout => AppError::Timeout(cause),
+            Self::Other => AppError::Internal(cause),
+        }
+    }
+}
+
 /// Sorts a driver error: the server unreachable or gone (connection refused, reset or closed, the
 /// server shutting down or out of connection slots) is `Unavailable`; a statement or lock timeout
 /// is `Timeout`; everything else (constraint violations, SQL errors, decoding) is a bug or a user
@@ -206,13 +218,7 @@ fn db_failure(err: &tokio_postgres::Error) -> DbFailure {
 
 impl From<tokio_postgres::Error> for AppError {
     fn from(err: tokio_postgres::Error) -> Self {
-        let failure = db_failure(&err);
-        let cause = std::sync::Arc::new(anyhow::Error::new(err).context("database error"));
-        match failure {
-            DbFailure::Unavailable => Self::Unavailable(cause),
-            DbFailure::Timeout => Self::Timeout(cause),
-            DbFailure::Other => Self::Internal(cause),
-        }
+        db_failure(&err).error(anyhow::Error::new(err).context("database error"))
     }
 }
 
@@ -228,14 +234,7 @@ impl From<deadpool_postgres::PoolError> for AppError {
             }
             PoolError::NoRuntimeSpecified => DbFailure::Other,
         };
-        let cause = std::sync::Arc::new(
-            anyhow::Error::new(err).context("could not get a database connection"),
-        );
-        match failure {
-            DbFailure::Unavailable => Self::Unavailable(cause),
-            DbFailure::Timeout => Self::Timeout(cause),
-            DbFailure::Other => Self::Internal(cause),
-        }
+        failure.error(anyhow::Error::new(err).context("could not get a database connection"))
     }
 }
 

@@ -408,7 +408,10 @@ impl Engine {
         let mut response = self.schema.execute(request).await;
         let request_error = is_request_error(&response);
         let transient = transient_error(&response.errors);
-        finalize_errors(&mut response.errors);
+        if transient.is_none() {
+            // A transient failure replaces the response below, logged once there.
+            finalize_errors(&mut response.errors);
+        }
 
         // A mutation commits only when every field succeeded. A read-only transaction can have written
         // nothing but the caller's own user row (created on first sight), which is kept either way.
