@@ -174,6 +174,11 @@ impl Target {
 
     /// `host:port, …` and the `sslmode`, for logs and errors (never a password).
     pub fn describe(&self) -> String {
+        format!("{} (sslmode={})", self.addresses(), self.ssl_mode())
+    }
+
+    /// `host:port, …` (or the `hostaddr`s when there is no host name).
+    pub fn addresses(&self) -> String {
         let servers: Vec<String> = self
             .tls
             .about
@@ -181,7 +186,7 @@ impl Target {
             .iter()
             .map(|(host, port)| server_name(host, *port))
             .collect();
-        let servers = if servers.is_empty() {
+        if servers.is_empty() {
             let addrs: Vec<String> = self
                 .config
                 .get_hostaddrs()
@@ -191,8 +196,7 @@ impl Target {
             addrs.join(", ")
         } else {
             servers.join(", ")
-        };
-        format!("{servers} (sslmode={})", self.ssl_mode())
+        }
     }
 
     /// The role this target logs in as (`?` when the connection string names none).
@@ -229,18 +233,27 @@ impl fmt::Debug for Target {
     }
 }
 
-/// The TCP hosts of `config` with their ports, paired as tokio-postgres pairs them.
-fn servers(config: &tokio_postgres::Config) -> Vec<(String, u16)> {
+/// The hosts of `config` with their ports, paired as tokio-postgres pairs them (a port per host, or
+/// one for all, or 5432).
+pub fn host_ports(config: &tokio_postgres::Config) -> Vec<(Host, u16)> {
     let ports = config.get_ports();
     config
         .get_hosts()
         .iter()
         .enumerate()
-        .filter_map(|(i, host)| match host {
-            Host::Tcp(host) => {
-                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-                Some((host.clone(), port))
-            }
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            (host.clone(), port)
+        })
+        .collect()
+}
+
+/// The TCP hosts of `config` with their ports.
+fn servers(config: &tokio_postgres::Config) -> Vec<(String, u16)> {
+    host_ports(config)
+        .into_iter()
+        .filter_map(|(host, port)| match host {
+            Host::Tcp(host) => Some((host, port)),
             #[cfg(unix)]
             Host::Unix(_) => None,
         })

@@ -230,9 +230,7 @@ fn is_password_refusal(err: &tokio_postgres::Error) -> bool {
 
 /// `host:port/database` of the owner connection, for the example URL of an error.
 fn admin_host_and_database(admin: &Target) -> String {
-    let described = admin.describe();
-    let servers = described.split(" (sslmode=").next().unwrap_or(&described);
-    format!("{servers}/{}", database_of(admin))
+    format!("{}/{}", admin.addresses(), database_of(admin))
 }
 
 /// The database a target connects to (PostgreSQL's default: the role's name).
@@ -255,18 +253,8 @@ fn password_of(target: &Target) -> anyhow::Result<Option<&str>> {
 /// Hosts (with their ports) and database of a target, as PostgreSQL would resolve them.
 fn location(target: &Target) -> (Vec<(Host, u16)>, Vec<std::net::IpAddr>, &str) {
     let config = target.config();
-    let ports = config.get_ports();
-    let servers = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            (host.clone(), port)
-        })
-        .collect();
     (
-        servers,
+        crate::db::tls::host_ports(config),
         config.get_hostaddrs().to_vec(),
         database_of(target),
     )
